@@ -1,0 +1,44 @@
+# fmnist: `make train` and `make test` set everything up themselves (idempotent `make setup`).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+WORKDIR ?= runs/cpu
+CONFIG ?= configs/cpu.py
+ARGS ?=
+DEBIAN_DATA := /usr/share/datasets/fashion-mnist
+
+.PHONY: setup data train test lint bench clean
+
+setup: $(VENV)/.installed data
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Installs Debian's dataset-fashion-mnist when no local IDX files are found and apt can run, then prepares TFDS.
+data: $(VENV)/.installed
+	@if [ -z "$$FASHION_MNIST_DIR" ] && [ ! -f $(DEBIAN_DATA)/t10k-labels-idx1-ubyte.gz ] && command -v apt-get >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo "sudo -n" ); \
+	  echo "Installing Debian's dataset-fashion-mnist"; \
+	  $$SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null 2>&1 && $$SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null; } || \
+	  echo "Could not install dataset-fashion-mnist with apt; fmnist will try TFDS's download"; \
+	fi
+	$(BIN)/python -m fmnist.prepare_data
+
+train: setup
+	$(BIN)/python -m fmnist.main --config=$(CONFIG) --workdir=$(WORKDIR) $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python -m benchmarks.step_time --output=benchmarks/results $(ARGS)
+
+clean:
+	rm -rf runs

@@ -1,0 +1,50 @@
+"""The shared base config: every key fmnist knows, with its default. Other configs start here and change a few.
+
+Not meant to be run as is (it is `configs/cpu.py` without the CPU tuning), but it can be:
+  python -m fmnist.main --config=configs/default.py --workdir=runs/default
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+
+    # What to train.
+    c.model = "seed_cnn"          # A name from fmnist.models.MODELS.
+    c.model_width = 0             # Base width of models that have one (0 = the model's own default).
+    c.model_depth = 0             # Blocks per stage for models that have one (0 = the model's own default).
+    c.dropout = 0.0
+
+    # How long and how fast.
+    c.batch_size = 128            # Global batch, split evenly over all replicas.
+    c.num_epochs = 10
+    c.num_train_steps = -1        # >0 overrides num_epochs (for smoke runs and benchmarks).
+    c.learning_rate = 1e-3        # For the global batch; never rescaled unless scale_lr_with_batch is set.
+    c.scale_lr_with_batch = 0     # >0: linear scaling rule, lr = learning_rate * batch_size / this.
+    c.optimizer = "adam"          # adam | adamw | sgd (Nesterov momentum).
+    c.momentum = 0.9
+    c.weight_decay = 0.0
+    c.lr_schedule = "constant"    # constant | cosine | onecycle.
+    c.warmup_epochs = 0.0
+    c.label_smoothing = 0.0
+    c.seed = 0
+
+    # Runtime: resolved per machine; results.json stores the resolved values.
+    c.precision = "auto"          # auto | float32 | mixed_bfloat16 | mixed_float16.
+    c.jit_compile = "auto"        # auto | true | false.
+    c.strategy = "auto"           # auto | default | one_device | mirrored | multi_worker | tpu.
+    c.tpu = ""                    # TPU name or 'local' for TPUStrategy.
+    c.num_cpu_devices = 0         # >1 splits the CPU into N logical devices (MirroredStrategy as on N GPUs).
+    c.steps_per_loop = 50         # Training steps per tf.function call (the inner loop).
+
+    # Data.
+    c.data_dir = ""               # TFDS data dir ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets).
+    c.validation_size = 0         # Examples held out of the train split (seeded) for model selection.
+
+    # Evaluation, checkpoints, logging.
+    c.eval_every_steps = 0        # 0 = after every epoch (and always at the end).
+    c.checkpoint_every_steps = 0  # 0 = after every epoch (and always at the end).
+    c.keep_checkpoints = 3
+    c.log_every_steps = 0         # 0 = once per inner loop.
+    return c

@@ -1,0 +1,3 @@
+"""fmnist: train, evaluate, benchmark and ship Fashion-MNIST classifiers with TensorFlow."""
+
+__version__ = "0.1.0"

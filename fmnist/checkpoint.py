@@ -1,0 +1,46 @@
+"""Checkpoints in workdir/checkpoints: model, optimizer (slots, loss scale), step. The step fixes the data position.
+
+Every worker takes part in a save (the variables are synchronised collectively), but only the chief writes into the
+workdir; the others write into a private temporary folder that is removed at the end.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+from absl import logging
+
+from fmnist.errors import UserError
+
+
+class Checkpoints:
+    def __init__(self, workdir: Path, *, is_chief: bool, worker_index: int, keep: int, **objects):
+        self.directory = workdir / "checkpoints"
+        self.checkpoint = tf.train.Checkpoint(**objects)
+        self._scratch = None if is_chief else Path(tempfile.mkdtemp(prefix=f"fmnist-worker{worker_index}-ckpt-"))
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, str(self._scratch or self.directory), max_to_keep=keep)
+
+    def restore_latest(self) -> str | None:
+        """Restores the chief's latest checkpoint, if any; refuses one that does not fit the model and optimizer."""
+        path = tf.train.latest_checkpoint(str(self.directory))
+        if path is None:
+            return None
+        try:
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as e:
+            reason = str(e).strip().splitlines()[0][:160]
+            raise UserError(f"checkpoint {path} does not fit this model/config ({reason}); resume with the config "
+                            "that wrote it, or use a new --workdir") from None
+        logging.info("Resumed from %s", path)
+        return path
+
+    def save(self, step: int) -> str:
+        return self.manager.save(checkpoint_number=step)
+
+    def close(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)

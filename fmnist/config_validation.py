@@ -1,0 +1,71 @@
+"""Checks a config before anything runs: each problem is one ConfigError line naming the key and the fix."""
+
+from __future__ import annotations
+
+from fmnist import models
+from fmnist.errors import ConfigError
+from fmnist.precision import JIT_VALUES, PRECISIONS, normalize_jit
+from fmnist.strategy import STRATEGIES
+
+TRAIN_EXAMPLES = 60000
+OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("constant", "cosine", "onecycle")
+
+
+def _choice(config, key: str, allowed) -> None:
+    value = config[key]
+    if value not in allowed:
+        raise ConfigError(f"config.{key}={value!r} is not one of {', '.join(map(str, allowed))}; "
+                          f"fix it with --config.{key}=...")
+
+
+def _at_least(config, key: str, low, note: str = "") -> None:
+    if config[key] < low:
+        raise ConfigError(f"config.{key}={config[key]!r} must be >= {low}{note}")
+
+
+def validate(config) -> None:
+    """Raises ConfigError for the first bad key or value, or a contradictory combination."""
+    _choice(config, "model", sorted(models.MODELS))
+    _choice(config, "precision", PRECISIONS)
+    _choice(config, "strategy", STRATEGIES)
+    _choice(config, "optimizer", OPTIMIZERS)
+    _choice(config, "lr_schedule", LR_SCHEDULES)
+    try:
+        normalize_jit(config.jit_compile)
+    except ValueError:
+        raise ConfigError(f"config.jit_compile={config.jit_compile!r} is not one of {', '.join(JIT_VALUES)}") from None
+    for key in ("batch_size", "steps_per_loop", "keep_checkpoints"):
+        _at_least(config, key, 1)
+    for key in ("model_width", "model_depth", "num_cpu_devices", "validation_size", "eval_every_steps",
+                "checkpoint_every_steps", "log_every_steps", "weight_decay", "label_smoothing", "warmup_epochs",
+                "scale_lr_with_batch"):
+        _at_least(config, key, 0)
+    if config.learning_rate <= 0:
+        raise ConfigError(f"config.learning_rate={config.learning_rate!r} must be > 0")
+    if not 0 <= config.dropout < 1:
+        raise ConfigError(f"config.dropout={config.dropout!r} must be in [0, 1)")
+    if not 0 <= config.label_smoothing < 1:
+        raise ConfigError(f"config.label_smoothing={config.label_smoothing!r} must be in [0, 1)")
+    if config.num_epochs < 1 and config.num_train_steps < 1:
+        raise ConfigError("config.num_epochs must be >= 1 (or set config.num_train_steps > 0)")
+    train_size = TRAIN_EXAMPLES - config.validation_size
+    if train_size < config.batch_size:
+        raise ConfigError(f"config.batch_size={config.batch_size} exceeds the {train_size} training examples left "
+                          f"after config.validation_size={config.validation_size}")
+    if config.num_cpu_devices > 1 and config.batch_size % config.num_cpu_devices:
+        raise ConfigError(f"config.batch_size={config.batch_size} does not divide over "
+                          f"num_cpu_devices={config.num_cpu_devices}; pick a multiple of {config.num_cpu_devices}")
+    if config.strategy in ("default", "one_device") and config.num_cpu_devices > 1:
+        raise ConfigError(f"config.strategy={config.strategy} uses one device, so num_cpu_devices="
+                          f"{config.num_cpu_devices} would be idle; use strategy=mirrored or num_cpu_devices=0")
+    if config.tpu and config.strategy not in ("auto", "tpu"):
+        raise ConfigError(f"config.tpu={config.tpu!r} names a TPU but config.strategy={config.strategy}; "
+                          "use strategy=tpu (or auto), or drop the tpu key")
+
+
+def check_replicas(batch_size: int, num_replicas: int) -> None:
+    """The global batch must split evenly over the replicas."""
+    if batch_size % num_replicas:
+        raise ConfigError(f"config.batch_size={batch_size} does not divide over {num_replicas} replicas; "
+                          f"pick a multiple of {num_replicas}")

@@ -1,0 +1,38 @@
+"""User-facing errors: one line that says what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+class UserError(Exception):
+    """Bad input from the user (config, data, workdir): reported as one line, exit code 2."""
+
+
+class ConfigError(UserError):
+    """A config key or value that cannot work."""
+
+
+class DataError(UserError):
+    """Missing, corrupt or unreadable data."""
+
+
+EXIT_USER_ERROR = 2
+
+
+def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
+    """Runs `fn`; a UserError becomes one line on stderr and exit code 2, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            print(f"fmnist: error: {e}", file=sys.stderr, flush=True)
+            sys.exit(EXIT_USER_ERROR)
+
+    return wrapper

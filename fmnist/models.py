@@ -1,0 +1,92 @@
+"""Keras 3 models by name. Each builder returns logits in float32 whatever the compute dtype."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+from keras import layers
+
+from fmnist.dataset import IMAGE_SHAPE, NUM_CLASSES
+
+Builder = Callable[..., keras.Model]
+MODELS: dict[str, Builder] = {}
+
+
+def register(name: str) -> Callable[[Builder], Builder]:
+    def wrap(fn: Builder) -> Builder:
+        MODELS[name] = fn
+        return fn
+
+    return wrap
+
+
+def build(name: str, *, dtype: str = "float32", width: int = 0, depth: int = 0, dropout: float = 0.0) -> keras.Model:
+    """Builds model `name` with a Keras dtype policy name ('float32', 'mixed_bfloat16', 'mixed_float16')."""
+    return MODELS[name](dtype=keras.DTypePolicy(dtype), width=width, depth=depth, dropout=dropout)
+
+
+def _head(x, dropout: float, dtype) -> keras.KerasTensor:
+    if dropout:
+        x = layers.Dropout(dropout, dtype=dtype)(x)
+    return layers.Dense(NUM_CLASSES, dtype="float32", name="logits")(x)  # float32 logits for a stable loss.
+
+
+@register("seed_cnn")
+def seed_cnn(*, dtype, width: int, depth: int, dropout: float) -> keras.Model:
+    """The seed's CNN: conv32-pool-conv64-pool-dense128-dense10. `width` scales the convolutions (default 32)."""
+    del depth
+    w = width or 32
+    inputs = keras.Input(IMAGE_SHAPE)
+    x = layers.Conv2D(w, 3, activation="relu", dtype=dtype)(inputs)
+    x = layers.MaxPooling2D(dtype=dtype)(x)
+    x = layers.Conv2D(2 * w, 3, activation="relu", dtype=dtype)(x)
+    x = layers.MaxPooling2D(dtype=dtype)(x)
+    x = layers.Flatten(dtype=dtype)(x)
+    x = layers.Dense(128, activation="relu", dtype=dtype)(x)
+    return keras.Model(inputs, _head(x, dropout, dtype), name="seed_cnn")
+
+
+def _conv_bn_relu(x, filters: int, dtype, stride: int = 1):
+    x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, dtype=dtype)(x)
+    x = layers.BatchNormalization(dtype=dtype)(x)
+    return layers.ReLU(dtype=dtype)(x)
+
+
+@register("bn_cnn")
+def bn_cnn(*, dtype, width: int, depth: int, dropout: float) -> keras.Model:
+    """A VGG-style CNN with BatchNorm: `depth` conv-BN-ReLU layers per stage (default 2), 3 stages of `width`*2^i."""
+    w, d = width or 32, depth or 2
+    inputs = keras.Input(IMAGE_SHAPE)
+    x = inputs
+    for stage in range(3):
+        for _ in range(d):
+            x = _conv_bn_relu(x, w * 2**stage, dtype)
+        if stage < 2:
+            x = layers.MaxPooling2D(dtype=dtype)(x)
+    x = layers.GlobalAveragePooling2D(dtype=dtype)(x)
+    return keras.Model(inputs, _head(x, dropout, dtype), name="bn_cnn")
+
+
+def _residual_block(x, filters: int, stride: int, dtype):
+    shortcut = x
+    y = _conv_bn_relu(x, filters, dtype, stride)
+    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, dtype=dtype)(y)
+    y = layers.BatchNormalization(gamma_initializer="zeros", dtype=dtype)(y)
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, dtype=dtype)(x)
+        shortcut = layers.BatchNormalization(dtype=dtype)(shortcut)
+    return layers.ReLU(dtype=dtype)(layers.Add(dtype=dtype)([shortcut, y]))
+
+
+@register("resnet")
+def resnet(*, dtype, width: int, depth: int, dropout: float) -> keras.Model:
+    """A CIFAR-style ResNet: 3 stages (28, 14, 7 pixels) of `depth` basic blocks (default 2), widths w, 2w, 4w."""
+    w, d = width or 32, depth or 2
+    inputs = keras.Input(IMAGE_SHAPE)
+    x = _conv_bn_relu(inputs, w, dtype)
+    for stage in range(3):
+        for block in range(d):
+            x = _residual_block(x, w * 2**stage, 2 if stage and not block else 1, dtype)
+    x = layers.GlobalAveragePooling2D(dtype=dtype)(x)
+    return keras.Model(inputs, _head(x, dropout, dtype), name="resnet")

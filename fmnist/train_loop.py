@@ -1,0 +1,90 @@
+"""The compiled inner loops: `steps_per_loop` training steps, or a full evaluation, per tf.function call.
+
+Per replica, the forward and backward pass is one `tf.function(jit_compile=...)` returning (loss, grads); the
+optimizer update runs outside it in replica context. This is the pattern that works for every strategy with and
+without XLA: compiling the update itself fails in `merge_call` under Mirrored/MultiWorker strategies on CPUs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from fmnist.dataset import NUM_CLASSES
+from fmnist.metrics import ReplicaSums
+
+TRAIN_SUMS = {"loss": (), "correct": (), "count": (), "nonfinite_steps": ()}
+EVAL_SUMS = {"loss": (), "correct": (), "count": (), "confusion": (NUM_CLASSES, NUM_CLASSES)}
+
+
+@dataclass
+class Loops:
+    """`train(iterator, num_steps)` and `evaluate(iterator, num_steps)`, with their metric sums."""
+
+    train: tf.types.experimental.GenericFunction
+    evaluate: tf.types.experimental.GenericFunction
+    train_sums: ReplicaSums
+    eval_sums: ReplicaSums
+
+
+def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras.optimizers.Optimizer,
+          step: tf.Variable, *, global_batch: int, jit_compile: bool, label_smoothing: float = 0.0) -> Loops:
+    """Builds the loops; call inside `strategy.scope()` (the metric variables are created here)."""
+    train_sums, eval_sums = ReplicaSums(TRAIN_SUMS), ReplicaSums(EVAL_SUMS)
+    variables = model.trainable_variables
+
+    def per_example_loss(labels, logits, smoothing):
+        if not smoothing:
+            return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+        targets = tf.one_hot(labels, NUM_CLASSES) * (1 - smoothing) + smoothing / NUM_CLASSES
+        return tf.nn.softmax_cross_entropy_with_logits(targets, logits)
+
+    @tf.function(jit_compile=jit_compile)
+    def forward_backward(images, labels):
+        with tf.GradientTape() as tape:
+            logits = tf.cast(model(images, training=True), tf.float32)
+            per_example = per_example_loss(labels, logits, label_smoothing)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+            scaled = optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, variables)
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        return tf.reduce_sum(per_example), correct, finite, grads
+
+    def train_step(images, labels):
+        loss_sum, correct, finite, grads = forward_backward(images, labels)
+        optimizer.apply(grads, variables)
+        train_sums.add(loss=loss_sum, correct=correct, count=tf.size(labels),
+                       nonfinite_steps=1.0 - tf.cast(finite, tf.float32))
+
+    @tf.function
+    def train(iterator, num_steps):
+        strategy.run(train_sums.reset)
+        for _ in tf.range(num_steps):
+            strategy.run(train_step, args=next(iterator))
+        step.assign_add(tf.cast(num_steps, step.dtype))
+
+    @tf.function(jit_compile=jit_compile)
+    def logits_of(images):
+        return tf.cast(model(images, training=False), tf.float32)
+
+    def eval_step(images, labels, mask):
+        logits = logits_of(images)
+        predictions = tf.argmax(logits, -1, output_type=tf.int32)
+        per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+        confusion = tf.math.confusion_matrix(labels, predictions, NUM_CLASSES, weights=mask, dtype=tf.float32)
+        eval_sums.add(loss=tf.reduce_sum(per_example * mask), count=tf.reduce_sum(mask),
+                      correct=tf.reduce_sum(tf.cast(tf.equal(predictions, labels), tf.float32) * mask),
+                      confusion=confusion)
+
+    @tf.function
+    def evaluate(iterator, num_steps):
+        strategy.run(eval_sums.reset)
+        for _ in tf.range(num_steps):
+            strategy.run(eval_step, args=next(iterator))
+
+    return Loops(train, evaluate, train_sums, eval_sums)

@@ -1,0 +1,38 @@
+"""Shared fixtures. The in-process TensorFlow runtime gets 2 logical CPUs, so MirroredStrategy tests run here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def pytest_configure(config):
+    import tensorflow as tf
+
+    cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+@pytest.fixture(scope="session")
+def splits():
+    from fmnist import dataset
+
+    return dataset.load()
+
+
+def run_main(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs `python -m fmnist.main ARGS` from the repository root and returns the finished process."""
+    return subprocess.run([sys.executable, "-m", "fmnist.main", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def read_results(workdir: Path) -> dict:
+    return json.loads((workdir / "results.json").read_text())

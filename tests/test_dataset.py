@@ -1,0 +1,82 @@
+"""The real Fashion-MNIST data: counts, shapes, balance, and refusal of corrupt or missing files."""
+
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fmnist import dataset
+from fmnist.errors import DataError
+
+
+def test_splits_are_complete_and_balanced(splits):
+    data, names = splits
+    assert len(data["train"]) == 60000 and len(data["test"]) == 10000
+    assert len(names) == 10 and names[0] == "T-shirt/top" and names[9] == "Ankle boot"
+    for split, per_class in (("train", 6000), ("test", 1000)):
+        s = data[split]
+        assert s.images.shape == (len(s), 28, 28, 1) and s.images.dtype == np.uint8
+        assert s.labels.min() == 0 and s.labels.max() == 9
+        assert np.bincount(s.labels).tolist() == [per_class] * 10
+    assert abs(data["train"].images.mean() - 72.94) < 0.01
+
+
+def _copy_source(tmp_path: Path) -> Path:
+    src = dataset.local_source_dir()
+    assert src is not None, "make setup installs the IDX files"
+    dst = tmp_path / "idx"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_corrupt_file_is_refused_and_nothing_is_left(tmp_path, monkeypatch):
+    src = _copy_source(tmp_path)
+    target = src / "t10k-labels-idx1-ubyte.gz"
+    raw = bytearray(gzip.decompress(target.read_bytes()))
+    raw[100] ^= 0xFF
+    target.write_bytes(gzip.compress(bytes(raw)))
+    monkeypatch.setenv(dataset.ENV_DIR, str(src))
+    data_dir = tmp_path / "tfds"
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz is corrupt.*expected 0402a96d"):
+        dataset.prepare(str(data_dir))
+    assert not (data_dir / dataset.DATASET).exists()
+    assert not dataset.is_prepared(data_dir)
+
+
+def test_truncated_file_is_refused(tmp_path, monkeypatch):
+    src = _copy_source(tmp_path)
+    target = src / "train-labels-idx1-ubyte.gz"
+    target.write_bytes(target.read_bytes()[:-200])
+    monkeypatch.setenv(dataset.ENV_DIR, str(src))
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte\.gz is unreadable.*expected.*bad3541b"):
+        dataset.prepare(str(tmp_path / "tfds"))
+
+
+def test_missing_file_in_env_dir_is_named(tmp_path, monkeypatch):
+    src = _copy_source(tmp_path)
+    (src / "train-images-idx3-ubyte.gz").unlink()
+    monkeypatch.setenv(dataset.ENV_DIR, str(src))
+    with pytest.raises(DataError, match=r"lacks train-images-idx3-ubyte\.gz"):
+        dataset.prepare(str(tmp_path / "tfds"))
+
+
+def test_differently_compressed_files_prepare_the_same_dataset(tmp_path, monkeypatch):
+    """Zalando's and Debian's .gz differ, the content does not: any compression of the right bytes is accepted."""
+    src = _copy_source(tmp_path)
+    for f in src.glob("*.gz"):
+        f.write_bytes(gzip.compress(gzip.decompress(f.read_bytes()), compresslevel=1, mtime=0))
+    monkeypatch.setenv(dataset.ENV_DIR, str(src))
+    data_dir = tmp_path / "tfds"
+    dataset.prepare(str(data_dir))
+    assert dataset.is_prepared(data_dir)
+    data, _ = dataset.load(str(data_dir))
+    assert np.bincount(data["test"].labels).tolist() == [1000] * 10
+
+
+def test_no_local_files_and_no_network_says_how_to_get_data(tmp_path, monkeypatch):
+    monkeypatch.delenv(dataset.ENV_DIR, raising=False)
+    monkeypatch.setattr(dataset, "DEBIAN_DIR", str(tmp_path / "absent"))
+    with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
+        dataset.prepare(str(tmp_path / "tfds"))
