@@ -1,0 +1,136 @@
+"""Builds everything a run needs from a config: runtime, data, model, optimizer, compiled loops, checkpoints.
+
+`train.train_and_evaluate` drives it; benchmarks, evaluation-only runs and export reuse it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from fmnist import checkpoint, config_validation, dataset, input_pipeline, models, optimizer, precision, strategy
+from fmnist import train_loop
+from fmnist.errors import UserError
+
+
+@dataclass
+class Plan:
+    """How many steps, and when to evaluate and checkpoint."""
+
+    steps_per_epoch: int
+    total_steps: int
+    steps_per_loop: int
+    eval_every: int
+    checkpoint_every: int
+
+    def next_stop(self, step: int) -> int:
+        """The step the next inner loop runs to: never past an eval or checkpoint boundary or the end."""
+        stops = [step + self.steps_per_loop, self.total_steps]
+        stops += [(step // every + 1) * every for every in (self.eval_every, self.checkpoint_every)]
+        return min(stops)
+
+
+def make_plan(config, train_examples: int) -> Plan:
+    steps_per_epoch = train_examples // config.batch_size
+    total = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * steps_per_epoch
+    return Plan(steps_per_epoch, total, config.steps_per_loop,
+                config.eval_every_steps or steps_per_epoch, config.checkpoint_every_steps or steps_per_epoch)
+
+
+def prepare_workdir(workdir: str) -> Path:
+    path = Path(workdir).expanduser().absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise UserError(f"workdir {path} is not writable ({e.strerror}); pass a writable --workdir") from None
+    return path
+
+
+@dataclass
+class Experiment:
+    config: object
+    workdir: Path
+    runtime: strategy.Runtime
+    precision: str
+    jit_compile: bool
+    plan: Plan
+    splits: dict[str, dataset.Split]        # train (minus validation), test, and validation when held out
+    class_names: list[str]
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    step: tf.Variable
+    loops: train_loop.Loops
+    checkpoints: checkpoint.Checkpoints
+
+    @property
+    def global_batch(self) -> int:
+        return self.config.batch_size
+
+    def train_iterator(self, start_step: int):
+        """A distributed iterator over the training batches from `start_step` to the end of the plan."""
+        c, split = self.config, self.splits["train"]
+        ds = self.runtime.strategy.distribute_datasets_from_function(lambda ctx: input_pipeline.train_dataset(
+            split, ctx, global_batch=c.batch_size, seed=c.seed, steps_per_epoch=self.plan.steps_per_epoch,
+            start_step=start_step, total_steps=self.plan.total_steps))
+        return iter(ds)
+
+    def eval_dataset(self, name: str):
+        """(distributed dataset, steps) covering split `name` exactly once."""
+        split = self.splits[name]
+        ds = self.runtime.strategy.distribute_datasets_from_function(
+            lambda ctx: input_pipeline.eval_dataset(split, ctx, global_batch=self.global_batch))
+        return ds, input_pipeline.eval_steps(len(split), self.global_batch)
+
+    def evaluate(self, name: str) -> dict:
+        """Loss, accuracy, per-class accuracy and confusion matrix on split `name`."""
+        ds, steps = self.eval_dataset(name)
+        self.loops.evaluate(iter(ds), tf.constant(steps))
+        sums = self.loops.eval_sums.read()
+        count, confusion = sums["count"], sums["confusion"]
+        return {"loss": float(sums["loss"] / count), "accuracy": float(sums["correct"] / count),
+                "count": int(count), "confusion": confusion.astype(int).tolist(),
+                "per_class_accuracy": (confusion.diagonal() / confusion.sum(axis=1).clip(min=1)).tolist()}
+
+    def weights_fingerprint(self) -> str:
+        """SHA-256 of all model weights: equal on every worker of a correct multi-worker run."""
+        digest = hashlib.sha256()
+        for w in self.model.get_weights():
+            digest.update(np.ascontiguousarray(w).tobytes())
+        return digest.hexdigest()[:16]
+
+
+def build(config, workdir: str) -> Experiment:
+    """Validates the config, then builds the run; restores nothing (see `Experiment.checkpoints`)."""
+    config_validation.validate(config)
+    root = prepare_workdir(workdir)
+    runtime = strategy.create(config)
+    config_validation.check_replicas(config.batch_size, runtime.num_replicas)
+    resolved_precision = precision.resolve_precision(config.precision, runtime.device_type)
+    jit = precision.resolve_jit_compile(config.jit_compile, runtime.device_type)
+
+    data, class_names = dataset.load(config.data_dir or None)
+    train_split, val_split = input_pipeline.hold_out(data["train"], config.validation_size, config.seed)
+    splits = {"train": train_split, "test": data["test"]} | ({"validation": val_split} if val_split else {})
+    plan = make_plan(config, len(train_split))
+    keras.utils.set_random_seed(config.seed)
+
+    with runtime.strategy.scope():
+        model = models.build(config.model, dtype=resolved_precision, width=config.model_width,
+                             depth=config.model_depth, dropout=config.dropout)
+        opt = optimizer.build(config, resolved_precision, plan.total_steps, plan.steps_per_epoch)
+        opt.build(model.trainable_variables)  # Before any restore, so the optimizer slots are restored too.
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        loops = train_loop.build(runtime.strategy, model, opt, step, global_batch=config.batch_size,
+                                 jit_compile=jit, label_smoothing=config.label_smoothing)
+    ckpts = checkpoint.Checkpoints(root, is_chief=runtime.is_chief, worker_index=runtime.worker_index,
+                                   keep=config.keep_checkpoints, model=model, optimizer=opt, step=step)
+    return Experiment(config, root, runtime, resolved_precision, jit, plan, splits, class_names, model, opt, step,
+                      loops, ckpts)
