@@ -60,7 +60,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
         first_loop = False
         step_time = dt / (stop - current)
         train_metrics = {"loss": sums["loss"] / sums["count"], "accuracy": sums["correct"] / sums["count"],
-                         "learning_rate": float(exp.optimizer.learning_rate),
+                         "learning_rate": float(tf.convert_to_tensor(exp.optimizer.learning_rate)),
                          "examples_per_sec": config.batch_size / step_time, "step_time_ms": 1000 * step_time,
                          "nonfinite_steps": sums["nonfinite_steps"]}
         current = stop
