@@ -110,9 +110,9 @@ class Experiment:
 def build(config, workdir: str) -> Experiment:
     """Validates the config, then builds the run; restores nothing (see `Experiment.checkpoints`)."""
     config_validation.validate(config)
-    root = prepare_workdir(workdir)
     runtime = strategy.create(config)
     config_validation.check_replicas(config.batch_size, runtime.num_replicas)
+    root = prepare_workdir(workdir)  # Only once the config is known to work: bad input writes nothing.
     resolved_precision = precision.resolve_precision(config.precision, runtime.device_type)
     jit = precision.resolve_jit_compile(config.jit_compile, runtime.device_type)
 

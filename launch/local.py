@@ -1,0 +1,223 @@
+"""Runs N fmnist workers on this machine under MultiWorkerMirroredStrategy, one process each.
+
+  python -m launch.local --workers=2 -- --config=configs/smoke.py --workdir=/tmp/fmnist-mw
+
+Each worker runs `python -m fmnist.main ARGS` with its own TF_CONFIG naming all N workers on free localhost ports;
+worker 0 is the chief. Worker output (stdout and stderr merged) is streamed live, each line prefixed `[worker i] `;
+the launcher's own lines start with `[launch] ` and include every worker's pid.
+
+Exit code: 0 only if every worker exits 0. When a worker exits non-zero or dies, the others get SIGTERM at once and
+SIGKILL --timeout_after_failure seconds later (default 30), so the launcher exits within that bound (plus about a
+second) with the failed worker's code (128+N for signal N). SIGINT/SIGTERM to the launcher are forwarded to the
+workers, under the same bound; a second signal kills them at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import IO, NoReturn
+
+PROG = "launch.local"
+USAGE = f"python -m {PROG} --workers=N [--timeout_after_failure=S] -- FMNIST_MAIN_ARGS"
+DEFAULT_GRACE_S = 30.0
+POLL_S = 0.1
+READER_JOIN_S = 1.0
+LOWEST_PORT = 15000
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message} (usage: {USAGE})\n")
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Launcher flags before `--`; everything after it goes to fmnist.main unchanged."""
+    own, rest = (argv[:argv.index("--")], list(argv[argv.index("--") + 1:])) if "--" in argv else (argv, [])
+    parser = _Parser(prog=PROG, usage=USAGE, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, required=True, help="number of worker processes (>= 1)")
+    parser.add_argument("--timeout_after_failure", type=float, default=DEFAULT_GRACE_S,
+                        help="seconds between SIGTERM and SIGKILL of the remaining workers after a failure")
+    args = parser.parse_args(list(own))
+    if args.workers < 1:
+        parser.error(f"--workers={args.workers} must be >= 1")
+    if args.timeout_after_failure < 0:
+        parser.error(f"--timeout_after_failure={args.timeout_after_failure} must be >= 0")
+    if not rest:
+        parser.error("give the fmnist.main arguments after `--`, e.g. -- --config=configs/smoke.py --workdir=DIR")
+    return args, rest
+
+
+def tf_config(cluster: Sequence[str], index: int) -> str:
+    """The TF_CONFIG of worker `index` in a cluster of `worker` tasks (worker 0 is the chief)."""
+    return json.dumps({"cluster": {"worker": list(cluster)}, "task": {"type": "worker", "index": index}})
+
+
+def _port_is_free(port: int) -> bool:
+    """True if nothing holds `port` on any address, IPv4 or IPv6 (TensorFlow's gRPC server binds to all)."""
+    for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return False  # Other errors: that family is unavailable here, so it cannot conflict.
+    return True
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(n: int, rng: random.Random | None = None) -> list[int]:
+    """`n` distinct free TCP ports, preferably below the kernel's ephemeral range.
+
+    Outgoing connections take ephemeral ports at any moment; below that range only explicit binds do, so a port
+    found free there very likely stays free until the worker binds it. Falls back to kernel-chosen ports.
+    """
+    rng = rng or random.Random()
+    high, ports = _ephemeral_low(), []
+    for _ in range(200 * n if high - LOWEST_PORT > 100 * n else 0):
+        port = rng.randrange(LOWEST_PORT, high)
+        if port not in ports and _port_is_free(port):
+            ports.append(port)
+            if len(ports) == n:
+                return ports
+    held = []
+    try:
+        while len(ports) < n:  # Holding each socket until all are chosen keeps the kernel's choices distinct.
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(s)
+            s.bind(("0.0.0.0", 0))
+            if s.getsockname()[1] not in ports:
+                ports.append(s.getsockname()[1])
+    finally:
+        for s in held:
+            s.close()
+    return ports
+
+
+def exit_code(returncode: int) -> int:
+    """A process's return code as a shell reports it: 128+N when killed by signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def describe(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
+class Launcher:
+    """Starts the workers, streams their output and stops them all as soon as one fails."""
+
+    def __init__(self, num_workers: int, fmnist_args: Sequence[str], grace_s: float, out: IO[str] = sys.stdout):
+        self.num_workers, self.fmnist_args, self.grace_s, self.out = num_workers, list(fmnist_args), grace_s, out
+        self.procs: list[subprocess.Popen] = []
+        self.readers: list[threading.Thread] = []
+        self.lock = threading.Lock()
+        self.signal_received: int | None = None
+
+    def say(self, message: str, prefix: str = "[launch] ") -> None:
+        with self.lock:
+            self.out.write(f"{prefix}{message}\n")
+            self.out.flush()
+
+    def _pump(self, index: int, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            self.say(raw.decode(errors="replace").rstrip("\r\n"), prefix=f"[worker {index}] ")
+        stream.close()
+
+    def _signal_all(self, sig: int) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, sig)  # Each worker leads its own process group (start_new_session).
+                except ProcessLookupError:
+                    pass
+
+    def _on_signal(self, signum: int, _frame) -> None:
+        first = self.signal_received is None
+        self.signal_received = signum
+        self._signal_all(signum if first else signal.SIGKILL)
+
+    def start(self) -> None:
+        cluster = [f"localhost:{p}" for p in free_ports(self.num_workers)]
+        self.say(f"{self.num_workers} workers on {','.join(cluster)}: {sys.executable} -m fmnist.main "
+                 f"{' '.join(self.fmnist_args)}")
+        for i in range(self.num_workers):
+            env = {**os.environ, "TF_CONFIG": tf_config(cluster, i), "PYTHONUNBUFFERED": "1"}
+            proc = subprocess.Popen([sys.executable, "-m", "fmnist.main", *self.fmnist_args], env=env,
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            self.procs.append(proc)
+            self.say(f"worker {i} pid {proc.pid}")
+            reader = threading.Thread(target=self._pump, args=(i, proc.stdout), name=f"worker-{i}-output", daemon=True)
+            reader.start()
+            self.readers.append(reader)
+
+    def wait(self) -> int:
+        """Waits for all workers; after the first failure (or a signal) stops the rest. Returns the exit code."""
+        code, kill_at = 0, None
+        while True:
+            codes = [p.poll() for p in self.procs]
+            if kill_at is None:
+                failed = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
+                if self.signal_received is not None:
+                    code, kill_at = 128 + self.signal_received, time.monotonic() + self.grace_s
+                    self.say(f"got {signal.Signals(self.signal_received).name}, forwarded to the workers")
+                elif failed:
+                    index, rc = failed[0]
+                    code, kill_at = exit_code(rc), time.monotonic() + self.grace_s
+                    if any(c is None for c in codes):
+                        self.say(f"worker {index} {describe(rc)}; stopping the other workers (SIGTERM, SIGKILL "
+                                 f"after {self.grace_s:g} s)")
+                        self._signal_all(signal.SIGTERM)
+            elif time.monotonic() >= kill_at and any(c is None for c in codes):
+                self.say(f"workers still running {self.grace_s:g} s after the failure; sending SIGKILL")
+                self._signal_all(signal.SIGKILL)
+                kill_at = float("inf")
+            if all(c is not None for c in codes):
+                break
+            time.sleep(POLL_S)
+        for reader in self.readers:
+            reader.join(READER_JOIN_S)
+        summary = ", ".join(f"worker {i} {describe(p.returncode)}" for i, p in enumerate(self.procs))
+        self.say(("all workers succeeded: " if code == 0 else f"failed (exit code {code}): ") + summary)
+        return code
+
+    def run(self) -> int:
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.start()
+            return self.wait()
+        finally:
+            self._signal_all(signal.SIGKILL)  # Only reached with live workers if the launcher itself failed.
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, fmnist_args = parse_args(sys.argv[1:] if argv is None else argv)
+    return Launcher(args.workers, fmnist_args, args.timeout_after_failure).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Config validation: every bad key or value is one line, exit code 2, no traceback, nothing written."""
+
+import pytest
+from conftest import run_main
+
+from configs import default
+from fmnist import config_validation
+from fmnist.errors import ConfigError
+
+BAD_VALUES = [
+    ("model", "vgg", "config.model='vgg' is not one of bn_cnn, resnet, seed_cnn"),
+    ("precision", "float8", "config.precision='float8' is not one of"),
+    ("strategy", "horovod", "config.strategy='horovod' is not one of"),
+    ("jit_compile", "maybe", "config.jit_compile='maybe' is not one of auto, true, false"),
+    ("batch_size", -128, "config.batch_size=-128 must be >= 1"),
+    ("batch_size", 70000, "config.batch_size=70000 exceeds the 60000 training examples"),
+    ("learning_rate", 0.0, "config.learning_rate=0.0 must be > 0"),
+    ("steps_per_loop", 0, "config.steps_per_loop=0 must be >= 1"),
+    ("optimizer", "lamb", "config.optimizer='lamb' is not one of adam, adamw, sgd"),
+    ("dropout", 1.5, "config.dropout=1.5 must be in [0, 1)"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), BAD_VALUES)
+def test_bad_value_is_refused(key, value, message):
+    config = default.get_config()
+    config[key] = value
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        config_validation.validate(config)
+
+
+def test_contradictions_are_refused():
+    config = default.get_config()
+    config.num_cpu_devices, config.batch_size = 3, 128
+    with pytest.raises(ConfigError, match="does not divide over num_cpu_devices=3"):
+        config_validation.validate(config)
+    config = default.get_config()
+    config.strategy, config.num_cpu_devices = "default", 2
+    with pytest.raises(ConfigError, match="would be idle"):
+        config_validation.validate(config)
+    with pytest.raises(ConfigError, match="does not divide over 3 replicas"):
+        config_validation.check_replicas(128, 3)
+
+
+def test_default_configs_are_valid():
+    import importlib
+
+    for name in ("default", "cpu", "smoke", "gpu", "tpu"):
+        config_validation.validate(importlib.import_module(f"configs.{name}").get_config())
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--config.batch_sise=64"], "fmnist: error: unknown config key 'batch_sise'; did you mean 'batch_size'?"),
+    (["--config.batch_size=abc"], "fmnist: error: flag --config.batch_size=abc: invalid literal for int()"),
+    (["--config.strategy=mirrored"], "fmnist: error: strategy=mirrored needs several devices"),
+    (["--config.model=vgg"], "fmnist: error: config.model='vgg' is not one of"),
+])
+def test_cli_errors_are_one_line_and_write_nothing(tmp_path, args, message):
+    workdir = tmp_path / "run"
+    proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}", *args)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("fmnist: error:")]
+    assert len(errors) == 1 and errors[0].startswith(message), proc.stderr[-2000:]
+    assert not workdir.exists()

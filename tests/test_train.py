@@ -1,0 +1,62 @@
+"""End to end: a real smoke training as a subprocess, its outputs, and resuming it."""
+
+from pathlib import Path
+
+import pytest
+from conftest import read_results, run_main
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> tuple[Path, object]:
+    workdir = tmp_path_factory.mktemp("smoke")
+    proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir, proc
+
+
+def _tags(logdir: Path) -> set[str]:
+    acc = EventAccumulator(str(logdir), size_guidance={"tensors": 0})
+    acc.Reload()
+    return set(acc.Tags()["tensors"]) | set(acc.Tags()["scalars"])
+
+
+def test_smoke_run_trains_and_reports(smoke_run):
+    workdir, proc = smoke_run
+    r = read_results(workdir)
+    assert r["eval_accuracy"] > 0.70  # Chance is 0.10; 200 steps of the seed CNN reach about 0.84.
+    assert r["eval_count"] == 10000
+    assert r["steps"] == 200 and r["model"] == "seed_cnn"
+    assert r["strategy"] == "default" and r["num_replicas"] == 1
+    assert r["precision"] in ("float32", "mixed_bfloat16") and r["jit_compile"] is False
+    assert r["train_examples_per_sec"] > 0 and 0 < r["train_time_s"] < r["wall_time_s"]
+    assert r["config"]["batch_size"] == 128
+    assert "Test accuracy" in proc.stderr and "tensorboard --logdir" in proc.stderr
+
+
+def test_tensorboard_events_have_the_tags(smoke_run):
+    workdir, _ = smoke_run
+    train = _tags(workdir / "tensorboard" / "train")
+    assert {"loss", "accuracy", "learning_rate", "examples_per_sec", "step_time_ms"} <= train
+    assert {"loss", "accuracy", "per_class_accuracy/Shirt"} <= _tags(workdir / "tensorboard" / "eval")
+
+
+def test_rerun_resumes_and_trains_no_further(smoke_run):
+    workdir, _ = smoke_run
+    before = read_results(workdir)
+    proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = read_results(workdir)
+    assert after["resumed_from"].endswith("ckpt-200") and after["start_step"] == 200
+    assert after["eval_accuracy"] == pytest.approx(before["eval_accuracy"], abs=1e-6)
+    assert after["weights_fingerprint"] == before["weights_fingerprint"]
+
+
+def test_longer_run_resumes_where_it_stopped(smoke_run, tmp_path):
+    """Extending a finished run continues from its last step, not from zero."""
+    workdir, _ = smoke_run
+    proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}", "--config.num_train_steps=240")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = read_results(workdir)
+    assert r["start_step"] == 200 and r["steps"] == 240
+    assert "Resumed from" in proc.stderr
