@@ -10,8 +10,8 @@ is augmented identically whatever the number of workers and replicas (like the b
   * flip: mirror left-right with probability 1/2 per example.
   * random erasing (Zhong et al., 2017): with probability `erasing` per example, one rectangle of area 2%-40% of
     the image and aspect ratio 0.3-3.3 (log-uniform, as torchvision) is filled with uniform random pixel values
-    in [0, 255] (the paper's default). Like torchvision, up to 10 candidate rectangles are drawn and the first
-    that fits is used; if none fits (rare), the example is left unchanged.
+    in [0, 255] (the paper's default; zeros would look like background on Fashion-MNIST). As in torchvision, 10
+    candidate rectangles are drawn and the first that fits is used; if none fits (about 1e-9), nothing is erased.
 
 Everything is vectorised over the batch (gathers and masks, no per-example loops).
 """
@@ -19,7 +19,7 @@ Everything is vectorised over the batch (gathers and masks, no per-example loops
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -60,37 +60,41 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, *, crop_padding: int, flip
     """
     if not options_active(crop_padding=crop_padding, flip=flip, erasing=erasing):
         return images
-    b = tf.shape(images)[0]
+    b, offset = tf.shape(images)[0], tf.cast(offset, tf.int32)
     n = b if global_batch is None else global_batch
     crop_seed, flip_seed, erase_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
 
     def draw(kind_seed, shape, **kw):  # Draws for the global batch, this replica's rows.
         return tf.random.stateless_uniform([n, *shape], seed=kind_seed, **kw)[offset:offset + b]
 
+    mirror = draw(flip_seed, []) < 0.5 if flip else None
     if crop_padding > 0:
-        images = _random_crop(images, crop_padding, draw, crop_seed)
-    if flip:
-        coin = draw(flip_seed, []) < 0.5
-        images = tf.where(coin[:, None, None, None], tf.reverse(images, axis=[2]), images)
+        images = _random_crop(images, crop_padding, draw, crop_seed, mirror)
+    elif flip:
+        images = tf.where(mirror[:, None, None, None], tf.reverse(images, axis=[2]), images)
     if erasing > 0:
         images = _random_erase(images, erasing, draw, erase_seed)
     return images
 
 
-def _random_crop(images: tf.Tensor, pad: int, draw: Callable, seed: tf.Tensor) -> tf.Tensor:
+def _random_crop(images: tf.Tensor, pad: int, draw: Callable, seed: tf.Tensor, mirror: tf.Tensor | None) -> tf.Tensor:
+    """Random crops of the zero-padded images, mirrored where `mirror` (the flip, for free in the same gather)."""
     height, width = images.shape[1], images.shape[2]
     padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
     s_y, s_x = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     dy = draw(s_y, [], minval=0, maxval=2 * pad + 1, dtype=tf.int32)
     dx = draw(s_x, [], minval=0, maxval=2 * pad + 1, dtype=tf.int32)
+    xs = tf.range(width)[None]
+    if mirror is not None:
+        xs = tf.where(mirror[:, None], width - 1 - xs, xs)
     rows = dy[:, None] + tf.range(height)[None]  # [b, H]
-    cols = dx[:, None] + tf.range(width)[None]   # [b, W]
+    cols = dx[:, None] + xs                      # [b, W]
     out = tf.gather(padded, rows, axis=1, batch_dims=1)    # [b, H, W + 2 pad, C]
     return tf.gather(out, cols, axis=2, batch_dims=1)      # [b, H, W, C]
 
 
 def _random_erase(images: tf.Tensor, probability: float, draw: Callable, seed: tf.Tensor) -> tf.Tensor:
-    height, width, channels = images.shape[1], images.shape[2], images.shape[3]
+    height, width = images.shape[1], images.shape[2]
     s_coin, s_area, s_aspect, s_y, s_x, s_fill = tf.unstack(tf.random.experimental.stateless_split(seed, 6))
     area = draw(s_area, [ERASE_ATTEMPTS], minval=ERASE_AREA[0], maxval=ERASE_AREA[1]) * (height * width)
     aspect = tf.exp(draw(s_aspect, [ERASE_ATTEMPTS], minval=math.log(ERASE_ASPECT[0]),
@@ -107,8 +111,15 @@ def _random_erase(images: tf.Tensor, probability: float, draw: Callable, seed: t
     in_rows = (ys >= y0[:, None]) & (ys < (y0 + h)[:, None])  # [b, H]
     in_cols = (xs >= x0[:, None]) & (xs < (x0 + w)[:, None])  # [b, W]
     mask = in_rows[:, :, None] & in_cols[:, None, :] & apply[:, None, None]
-    fill = tf.cast(draw(s_fill, [height, width, channels], minval=0, maxval=256, dtype=tf.int32), images.dtype)
-    return tf.where(mask[..., None], fill, images)
+    return tf.where(mask[..., None], _random_pixels(draw, s_fill, images), images)
+
+
+def _random_pixels(draw: Callable, seed: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
+    """Uniform random uint8 pixels shaped like `images`: 4 per uint32 draw, 4x cheaper than int draws."""
+    size = math.prod(images.shape[1:])
+    words = draw(seed, [-(-size // 4)], minval=None, maxval=None, dtype=tf.uint32)  # [b, ceil(size / 4)]
+    pixels = tf.reshape(tf.bitcast(words, tf.uint8), [tf.shape(words)[0], -1])[:, :size]
+    return tf.reshape(pixels, tf.shape(images))
 
 
 def flip_tta_logits(logits_fn: Callable[[tf.Tensor], tf.Tensor], images: tf.Tensor) -> tf.Tensor:

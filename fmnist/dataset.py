@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import gzip
 import hashlib
 import os
@@ -205,8 +206,9 @@ def _download_and_prepare(builder, root: Path, network: bool = False) -> None:
         raise
 
 
+@functools.lru_cache(maxsize=2)
 def load(data_dir: str | None = None) -> tuple[dict[str, Split], list[str]]:
-    """Prepares if needed, then returns {'train', 'test'} splits in memory and the class names."""
+    """Prepares if needed, then returns {'train', 'test'} splits in memory and the class names (cached)."""
     import tensorflow_datasets as tfds
 
     root = prepare(data_dir)
@@ -215,5 +217,7 @@ def load(data_dir: str | None = None) -> tuple[dict[str, Split], list[str]]:
     for name in ("train", "test"):
         ds = builder.as_dataset(split=name, batch_size=-1, as_supervised=True, shuffle_files=False)
         images, labels = tfds.as_numpy(ds)
-        splits[name] = Split(images=images.astype(np.uint8), labels=labels.astype(np.int32))
+        split = Split(images=images.astype(np.uint8), labels=labels.astype(np.int32))
+        split.images.flags.writeable = split.labels.flags.writeable = False  # Shared by the cache.
+        splits[name] = split
     return splits, list(builder.info.features["label"].names)

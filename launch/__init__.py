@@ -1,4 +1,45 @@
 """Launchers for fmnist: local multi-worker processes, Kubernetes TFJob, Vertex AI CustomJob, Cloud TPU VM.
 
-See launch/README.md for each launcher's command and what has been run versus only built.
+See launch/README.md for each launcher's command and what has been run here versus only built.
+This module holds the few helpers the Python launchers share.
 """
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, `PROG: error: MESSAGE (usage hint)`, with exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = f"usage: {self.usage}" if self.usage and len(self.usage) <= 100 else "see --help"
+        self.exit(2, f"{self.prog}: error: {message} ({hint})\n")
+
+
+def split_passthrough(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(launcher arguments, fmnist.main arguments): everything after the first `--` goes to fmnist.main."""
+    argv = list(argv)
+    if "--" not in argv:
+        return argv, []
+    i = argv.index("--")
+    return argv[:i], argv[i + 1:]
+
+
+def fmnist_command(config: str, workdir: str, extra: Sequence[str] = ()) -> list[str]:
+    """The command every worker runs (the image's working directory must be the repository root)."""
+    return ["python", "-m", "fmnist.main", f"--config={config}", f"--workdir={workdir}", *extra]
+
+
+def write_json(data: dict, output: str) -> None:
+    """Writes `data` as indented JSON (which is also valid YAML) to `output`, or to stdout for '' or '-'."""
+    text = json.dumps(data, indent=2) + "\n"
+    if output in ("", "-"):
+        sys.stdout.write(text)
+    else:
+        with open(output, "w") as f:
+            f.write(text)

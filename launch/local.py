@@ -26,7 +26,9 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import IO, NoReturn
+from typing import IO
+
+from launch import Parser, split_passthrough
 
 PROG = "launch.local"
 USAGE = f"python -m {PROG} --workers=N [--timeout_after_failure=S] -- FMNIST_MAIN_ARGS"
@@ -36,19 +38,14 @@ READER_JOIN_S = 1.0
 LOWEST_PORT = 15000
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{PROG}: error: {message} (usage: {USAGE})\n")
-
-
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     """Launcher flags before `--`; everything after it goes to fmnist.main unchanged."""
-    own, rest = (argv[:argv.index("--")], list(argv[argv.index("--") + 1:])) if "--" in argv else (argv, [])
-    parser = _Parser(prog=PROG, usage=USAGE, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    own, rest = split_passthrough(argv)
+    parser = Parser(prog=PROG, usage=USAGE, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, required=True, help="number of worker processes (>= 1)")
     parser.add_argument("--timeout_after_failure", type=float, default=DEFAULT_GRACE_S,
                         help="seconds between SIGTERM and SIGKILL of the remaining workers after a failure")
-    args = parser.parse_args(list(own))
+    args = parser.parse_args(own)
     if args.workers < 1:
         parser.error(f"--workers={args.workers} must be >= 1")
     if args.timeout_after_failure < 0:

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Trains fmnist on a single-host Cloud TPU VM (v4-8 by default) with TPUStrategy:
+# creates the VM (or reuses it), copies this checkout to it (or clones REPO_URL), installs TensorFlow for TPU and
+# fmnist, prepares the data, trains, and optionally copies the workdir to Cloud Storage.
+#
+#   TPU_NAME=fmnist-v4 ZONE=us-central2-b bash launch/tpu_vm.sh [--dry-run] [-- --config.KEY=VALUE ...]
+#
+# --dry-run prints every command (shell-quoted, prefixed '+ ') instead of running it; nothing needs gcloud then.
+# Settings (environment variables, defaults in brackets):
+#   TPU_NAME [fmnist-tpu]  ZONE [us-central2-b]  PROJECT [gcloud's default project]
+#   ACCELERATOR_TYPE [v4-8]  RUNTIME_VERSION [tpu-ubuntu2204-base]  SPOT [0]: 1 creates a Spot TPU
+#   TF_TPU_VERSION [2.20.0]: the tensorflow-tpu wheel (PyPI had no 2.21 release when this was written)
+#   REPO_URL ['' = copy this checkout]  REPO_REF ['' = default branch]  REMOTE_DIR [fmnist], under the VM's home
+#   CONFIG [configs/tpu.py]  WORKDIR [fmnist-runs/$TPU_NAME], on the VM, relative to its home
+#   RESULTS_URI ['' = keep on the VM], e.g. gs://BUCKET/fmnist/run1: the workdir is copied there after training
+#   DELETE_AFTER [0]: 1 deletes the TPU VM at the end (only when training succeeded)
+set -euo pipefail
+
+TPU_NAME="${TPU_NAME:-fmnist-tpu}"
+ZONE="${ZONE:-us-central2-b}"
+PROJECT="${PROJECT:-}"
+ACCELERATOR_TYPE="${ACCELERATOR_TYPE:-v4-8}"
+RUNTIME_VERSION="${RUNTIME_VERSION:-tpu-ubuntu2204-base}"
+SPOT="${SPOT:-0}"
+TF_TPU_VERSION="${TF_TPU_VERSION:-2.20.0}"
+REPO_URL="${REPO_URL:-}"
+REPO_REF="${REPO_REF:-}"
+REMOTE_DIR="${REMOTE_DIR:-fmnist}"
+CONFIG="${CONFIG:-configs/tpu.py}"
+WORKDIR="${WORKDIR:-fmnist-runs/$TPU_NAME}"
+RESULTS_URI="${RESULTS_URI:-}"
+DELETE_AFTER="${DELETE_AFTER:-0}"
+LIBTPU_INDEX="https://storage.googleapis.com/libtpu-tf-releases/index.html"
+
+die() { echo "tpu_vm.sh: error: $*" >&2; exit 2; }
+
+DRY_RUN=0
+FMNIST_ARGS=()
+while (($#)); do
+  case "$1" in
+    --dry-run) DRY_RUN=1 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    --) shift; FMNIST_ARGS=("$@"); break ;;
+    *) die "unknown argument '$1' (usage: bash launch/tpu_vm.sh [--dry-run] [-- FMNIST_ARGS])" ;;
+  esac
+  shift
+done
+
+chips="${ACCELERATOR_TYPE##*-}"
+[[ "$chips" =~ ^[0-9]+$ ]] || die "ACCELERATOR_TYPE=$ACCELERATOR_TYPE is not of the form v4-8"
+((chips <= 8)) || die "ACCELERATOR_TYPE=$ACCELERATOR_TYPE is a multi-host slice; this script runs one host (e.g. v4-8)"
+[[ "$WORKDIR" != *://* ]] || die "WORKDIR=$WORKDIR: fmnist writes its workdir with local file operations; keep \
+WORKDIR on the VM and set RESULTS_URI=$WORKDIR to copy it there after training"
+
+q() {  # One shell word: as is when safe, else single-quoted.
+  if [[ "$1" =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then printf '%s' "$1"; else printf "'%s'" "${1//\'/\'\\\'\'}"; fi
+}
+run() {  # Prints (dry run) or runs one command.
+  if ((DRY_RUN)); then printf '+'; for a in "$@"; do printf ' %s' "$(q "$a")"; done; printf '\n'; else "$@"; fi
+}
+
+GCLOUD_TPU=(gcloud compute tpus tpu-vm)
+WHERE=(--zone="$ZONE")
+[[ -n "$PROJECT" ]] && WHERE+=(--project="$PROJECT")
+on_vm() {  # Runs a bash script on every host of the TPU VM.
+  run "${GCLOUD_TPU[@]}" ssh "$TPU_NAME" "${WHERE[@]}" --worker=all --command="set -euo pipefail; $1"
+}
+
+# 1. The TPU VM.
+if ((!DRY_RUN)) && "${GCLOUD_TPU[@]}" describe "$TPU_NAME" "${WHERE[@]}" >/dev/null 2>&1; then
+  echo "Reusing TPU VM $TPU_NAME in $ZONE"
+else
+  create=(create "$TPU_NAME" "${WHERE[@]}" --accelerator-type="$ACCELERATOR_TYPE" --version="$RUNTIME_VERSION")
+  ((SPOT)) && create+=(--spot)
+  ((DRY_RUN)) && echo "# (skipped when the TPU VM already exists)"
+  run "${GCLOUD_TPU[@]}" "${create[@]}"
+fi
+
+# 2. The code: a clone of REPO_URL, or a tarball of this checkout (without venv, runs and git metadata).
+if [[ -n "$REPO_URL" ]]; then
+  on_vm "rm -rf $(q "$REMOTE_DIR") && git clone --depth=1${REPO_REF:+ --branch=$(q "$REPO_REF")} $(q "$REPO_URL") \
+$(q "$REMOTE_DIR")"
+else
+  repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  tarball="${TMPDIR:-/tmp}/fmnist-src-$$.tar.gz"
+  run tar -C "$repo_root" --exclude=./.venv --exclude=./runs --exclude=./.git --exclude='*.egg-info' \
+    --exclude=./.pytest_cache --exclude=./.ruff_cache --exclude=__pycache__ -czf "$tarball" .
+  run "${GCLOUD_TPU[@]}" scp "$tarball" "$TPU_NAME:fmnist-src.tar.gz" "${WHERE[@]}" --worker=all
+  ((DRY_RUN)) || rm -f "$tarball"
+  on_vm "rm -rf $(q "$REMOTE_DIR") && mkdir -p $(q "$REMOTE_DIR") && tar -xzf fmnist-src.tar.gz -C $(q "$REMOTE_DIR")"
+fi
+
+# 3. Install: tensorflow-tpu (with libtpu) instead of the CPU `tensorflow` that setup.cfg names, so fmnist goes in
+#    with --no-deps and its other dependencies explicitly (keep this list in step with setup.cfg).
+on_vm "sudo apt-get -qq update && sudo apt-get -qq install -y python3-venv \
+&& python3 -m venv ~/fmnist-venv && . ~/fmnist-venv/bin/activate && pip install -q --upgrade pip \
+&& pip install -q tensorflow-tpu==$(q "$TF_TPU_VERSION") -f $LIBTPU_INDEX \
+&& pip install -q --no-deps -e $(q "$REMOTE_DIR") \
+&& pip install -q \"tensorflow-datasets>=4.9.10,<5\" \"importlib_resources>=6\" \"absl-py>=2.1,<3\" \
+\"ml-collections>=1.0,<2\" \"pillow>=10\" && cd $(q "$REMOTE_DIR") && python -m fmnist.prepare_data"
+
+# 4. Train (TPUStrategy on this host's chips), then copy the workdir out.
+train=". ~/fmnist-venv/bin/activate && cd $(q "$REMOTE_DIR") && python -m fmnist.main --config=$(q "$CONFIG") \
+--workdir=\$HOME/$(q "$WORKDIR") --config.tpu=local"
+for arg in "${FMNIST_ARGS[@]+"${FMNIST_ARGS[@]}"}"; do train+=" $(q "$arg")"; done
+on_vm "$train"
+if [[ -n "$RESULTS_URI" ]]; then
+  on_vm "gcloud storage cp --recursive \$HOME/$(q "$WORKDIR") $(q "$RESULTS_URI")"
+fi
+
+if ((DELETE_AFTER)); then
+  run "${GCLOUD_TPU[@]}" delete "$TPU_NAME" "${WHERE[@]}" --quiet
+fi

@@ -1,0 +1,108 @@
+"""Writes a Vertex AI CustomJob spec that trains fmnist on N machines (MultiWorkerMirroredStrategy).
+
+  python -m launch.vertex --image=IMG --workers=4 --machine_type=a2-highgpu-1g \\
+      --accelerator_type=NVIDIA_TESLA_A100 --accelerator_count=1 --config=configs/gpu.py \\
+      --workdir=gs://BUCKET/run1 --output=job.json [-- --config.KEY=VALUE ...]
+  gcloud ai custom-jobs create --region=us-central1 --display-name=fmnist --config=job.json
+
+Worker pool 0 is the chief (one replica), pool 1 holds the other N-1 workers. Vertex sets TF_CONFIG on every
+replica with task type `chief` (pool 0) or `worker` (pool 1); fmnist counts the chief as worker 0 and the pool-1
+workers as 1..N-1. With `--config` gcloud reads a CustomJobSpec (workerPoolSpecs, scheduling; the display name is a
+flag), which is what this writes by default; `--format=rest` writes the whole CustomJob resource (displayName plus
+jobSpec) for the REST API or client libraries instead.
+
+fmnist writes its workdir with local file operations, so a gs:// workdir is passed to the containers as the
+Cloud Storage FUSE path Vertex mounts on every replica (gs://BUCKET/run1 -> /gcs/BUCKET/run1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+
+from launch import Parser, fmnist_command, split_passthrough, write_json
+
+PROG = "launch.vertex"
+USAGE = (f"python -m {PROG} --image=IMG --workers=N --machine_type=TYPE --accelerator_type=GPU "
+         "--accelerator_count=G --config=CONFIG --workdir=gs://BUCKET/RUN [--output=FILE] [-- FMNIST_ARGS]")
+FUSE_ROOT = "/gcs"
+
+
+def container_workdir(workdir: str) -> str:
+    """The path a replica uses for `workdir`: gs://BUCKET/PATH becomes Vertex's FUSE mount /gcs/BUCKET/PATH."""
+    if workdir.startswith("gs://"):
+        bucket_and_path = workdir[len("gs://"):].strip("/")
+        if not bucket_and_path:
+            raise ValueError(f"--workdir={workdir!r} needs a bucket, e.g. gs://BUCKET/run1")
+        return f"{FUSE_ROOT}/{bucket_and_path}"
+    if not workdir.startswith("/"):
+        raise ValueError(f"--workdir={workdir!r} must be gs://BUCKET/PATH (or an absolute path every replica shares)")
+    return workdir
+
+
+def custom_job_spec(*, image: str, workers: int, machine_type: str, accelerator_type: str, accelerator_count: int,
+                    config: str, workdir: str, extra_args: Sequence[str] = ()) -> dict:
+    """The CustomJobSpec: pool 0 = the chief, pool 1 = the other workers; raises ValueError for bad values."""
+    if workers < 1:
+        raise ValueError(f"--workers={workers} must be >= 1")
+    if accelerator_count < 0:
+        raise ValueError(f"--accelerator_count={accelerator_count} must be >= 0")
+    if accelerator_count and not accelerator_type:
+        raise ValueError("--accelerator_type is required when --accelerator_count > 0, e.g. NVIDIA_TESLA_A100")
+    machine = {"machineType": machine_type}
+    if accelerator_count:
+        machine |= {"acceleratorType": accelerator_type, "acceleratorCount": accelerator_count}
+    command = fmnist_command(config, container_workdir(workdir), extra_args)
+    container = {"imageUri": image, "command": command[:3], "args": command[3:]}
+    pools = [{"machineSpec": machine, "replicaCount": count, "containerSpec": container}
+             for count in (1, workers - 1) if count > 0]
+    # A restarted worker cannot rejoin MultiWorkerMirroredStrategy's collectives: restart them all, and fmnist
+    # resumes every worker from the chief's latest checkpoint.
+    return {"workerPoolSpecs": pools, "scheduling": {"restartJobOnWorkerRestart": True}}
+
+
+def custom_job(display_name: str, **spec_args) -> dict:
+    """The CustomJob resource (REST API body): displayName and jobSpec."""
+    return {"displayName": display_name, "jobSpec": custom_job_spec(**spec_args)}
+
+
+def gcloud_command(region: str, display_name: str, config_path: str) -> str:
+    return shlex.join(["gcloud", "ai", "custom-jobs", "create", f"--region={region}",
+                       f"--display-name={display_name}", f"--config={config_path}"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    own, extra = split_passthrough(sys.argv[1:] if argv is None else argv)
+    p = Parser(prog=PROG, usage=USAGE, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--image", required=True, help="container image URI with fmnist installed")
+    p.add_argument("--workers", type=int, required=True, help="replicas in all (1 chief + N-1 workers)")
+    p.add_argument("--machine_type", default="a2-highgpu-1g")
+    p.add_argument("--accelerator_type", default="NVIDIA_TESLA_A100", help="Vertex AcceleratorType enum value")
+    p.add_argument("--accelerator_count", type=int, default=1, help="GPUs per replica (0: CPU only)")
+    p.add_argument("--config", required=True, help="config path inside the image, e.g. configs/gpu.py")
+    p.add_argument("--workdir", required=True, help="gs://BUCKET/RUN (reached through /gcs/BUCKET/RUN)")
+    p.add_argument("--display_name", default="fmnist")
+    p.add_argument("--region", default="us-central1", help="only for the printed gcloud command")
+    p.add_argument("--format", default="gcloud", choices=("gcloud", "rest"),
+                   help="gcloud: CustomJobSpec for `gcloud ai custom-jobs create --config`; rest: CustomJob")
+    p.add_argument("--output", default="-", help="file to write (JSON, valid YAML); '-' for stdout")
+    a = p.parse_args(own)
+    spec_args = dict(image=a.image, workers=a.workers, machine_type=a.machine_type, accelerator_type=a.accelerator_type,
+                     accelerator_count=a.accelerator_count, config=a.config, workdir=a.workdir, extra_args=extra)
+    try:
+        job = custom_job(a.display_name, **spec_args) if a.format == "rest" else custom_job_spec(**spec_args)
+    except ValueError as e:
+        p.error(str(e))
+    write_json(job, a.output)
+    if a.output not in ("", "-"):
+        how = (gcloud_command(a.region, a.display_name, a.output) if a.format == "gcloud" else
+               f"POST it to https://{a.region}-aiplatform.googleapis.com/v1/projects/PROJECT/locations/{a.region}"
+               "/customJobs")
+        print(f"Wrote {a.output}; submit with: {how}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
