@@ -47,4 +47,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.checkpoint_every_steps = 0  # 0 = after every epoch (and always at the end).
     c.keep_checkpoints = 3
     c.log_every_steps = 0         # 0 = once per inner loop.
+
+    # Reliability.
+    c.deterministic = False       # Op determinism: a killed and resumed run ends bit-identical to an unbroken one.
+    c.nan_max_retries = 3         # Non-finite loss: roll back to the last checkpoint, lower the rate, retry.
+    c.nan_lr_factor = 0.5         # Learning-rate multiplier applied at each such retry.
+    c.fault_nan_at_step = -1      # Testing aid: poison the loss of the inner loop containing this step.
+    c.fault_nan_repeats = 1       # ... on this many attempts (more than nan_max_retries makes the run give up).
     return c

@@ -35,14 +35,16 @@ def validate(config) -> None:
         normalize_jit(config.jit_compile)
     except ValueError:
         raise ConfigError(f"config.jit_compile={config.jit_compile!r} is not one of {', '.join(JIT_VALUES)}") from None
-    for key in ("batch_size", "steps_per_loop", "keep_checkpoints"):
+    for key in ("batch_size", "steps_per_loop", "keep_checkpoints", "fault_nan_repeats"):
         _at_least(config, key, 1)
     for key in ("model_width", "model_depth", "num_cpu_devices", "validation_size", "eval_every_steps",
                 "checkpoint_every_steps", "log_every_steps", "weight_decay", "label_smoothing", "warmup_epochs",
-                "scale_lr_with_batch"):
+                "scale_lr_with_batch", "nan_max_retries"):
         _at_least(config, key, 0)
     if config.learning_rate <= 0:
         raise ConfigError(f"config.learning_rate={config.learning_rate!r} must be > 0")
+    if not 0 < config.nan_lr_factor <= 1:
+        raise ConfigError(f"config.nan_lr_factor={config.nan_lr_factor!r} must be in (0, 1]")
     if not 0 <= config.dropout < 1:
         raise ConfigError(f"config.dropout={config.dropout!r} must be in [0, 1)")
     if not 0 <= config.label_smoothing < 1:

@@ -12,6 +12,8 @@ T = TypeVar("T")
 class UserError(Exception):
     """Bad input from the user (config, data, workdir): reported as one line, exit code 2."""
 
+    exit_code = 2
+
 
 class ConfigError(UserError):
     """A config key or value that cannot work."""
@@ -19,6 +21,18 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """Missing, corrupt or unreadable data."""
+
+
+class TrainingError(UserError):
+    """Training cannot go on (repeated non-finite loss): exit code 3."""
+
+    exit_code = 3
+
+
+class Interrupted(UserError):
+    """Stopped by SIGTERM/SIGINT after saving a checkpoint: exit code 143, like a plain SIGTERM."""
+
+    exit_code = 143
 
 
 EXIT_USER_ERROR = 2
@@ -32,7 +46,7 @@ def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
         try:
             return fn(*args, **kwargs)
         except UserError as e:
-            print(f"fmnist: error: {e}", file=sys.stderr, flush=True)
-            sys.exit(EXIT_USER_ERROR)
+            print(f"fmnist: {'stopped' if isinstance(e, Interrupted) else 'error'}: {e}", file=sys.stderr, flush=True)
+            sys.exit(e.exit_code)
 
     return wrapper

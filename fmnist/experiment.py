@@ -67,6 +67,7 @@ class Experiment:
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
     step: tf.Variable
+    lr_scale: tf.Variable
     loops: train_loop.Loops
     checkpoints: checkpoint.Checkpoints
 
@@ -110,6 +111,8 @@ class Experiment:
 def build(config, workdir: str) -> Experiment:
     """Validates the config, then builds the run; restores nothing (see `Experiment.checkpoints`)."""
     config_validation.validate(config)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
     runtime = strategy.create(config)
     config_validation.check_replicas(config.batch_size, runtime.num_replicas)
     root = prepare_workdir(workdir)  # Only once the config is known to work: bad input writes nothing.
@@ -125,12 +128,14 @@ def build(config, workdir: str) -> Experiment:
     with runtime.strategy.scope():
         model = models.build(config.model, dtype=resolved_precision, width=config.model_width,
                              depth=config.model_depth, dropout=config.dropout)
-        opt = optimizer.build(config, resolved_precision, plan.total_steps, plan.steps_per_epoch)
+        lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
+        opt = optimizer.build(config, resolved_precision, plan.total_steps, plan.steps_per_epoch, lr_scale)
         opt.build(model.trainable_variables)  # Before any restore, so the optimizer slots are restored too.
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         loops = train_loop.build(runtime.strategy, model, opt, step, global_batch=config.batch_size,
                                  jit_compile=jit, label_smoothing=config.label_smoothing)
     ckpts = checkpoint.Checkpoints(root, is_chief=runtime.is_chief, worker_index=runtime.worker_index,
-                                   keep=config.keep_checkpoints, model=model, optimizer=opt, step=step)
+                                   keep=config.keep_checkpoints, model=model, optimizer=opt, step=step,
+                                   lr_scale=lr_scale)
     return Experiment(config, root, runtime, resolved_precision, jit, plan, splits, class_names, model, opt, step,
-                      loops, ckpts)
+                      lr_scale, loops, ckpts)

@@ -14,17 +14,20 @@ The classify signatures return class_ids int64 [N], class_names string [N] and p
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import tensorflow as tf
 from absl import app, flags
 
 from fmnist.errors import UserError, exit_on_user_error
+
+if TYPE_CHECKING:  # TensorFlow loads lazily, so that the command line reports a mistake at once.
+    import tensorflow as tf
 
 # Fashion-MNIST's labels, in label order (as TFDS names them).
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -43,6 +46,8 @@ WEIGHTS = ("model",)
 
 def header_pixels(data: tf.Tensor) -> tf.Tensor:
     """Width * height (int64) read from a PNG or JPEG header without decoding; -1 for anything else."""
+    import tensorflow as tf
+
     length = tf.strings.length(data)
     is_png = tf.logical_and(tf.equal(tf.strings.substr(data, 0, 8), PNG_MAGIC), length >= 24)
     is_jpeg = tf.equal(tf.strings.substr(data, 0, 3), JPEG_MAGIC)
@@ -60,6 +65,8 @@ def header_pixels(data: tf.Tensor) -> tf.Tensor:
 
 def _grayscale(image: tf.Tensor) -> tf.Tensor:
     """uint8 [H,W,C] with C in 1..4 (gray, gray+alpha, RGB, RGBA) to float32 gray [H,W,1], alpha over white."""
+    import tensorflow as tf
+
     x = tf.cast(image, tf.float32)
 
     def luma(rgb):
@@ -76,6 +83,8 @@ def _grayscale(image: tf.Tensor) -> tf.Tensor:
 
 def _border_mean(gray: tf.Tensor) -> tf.Tensor:
     """Mean of the outer ring of `gray` [H,W,1], one Fashion-MNIST pixel (1/28 of the short side) wide."""
+    import tensorflow as tf
+
     h, w = tf.shape(gray)[0], tf.shape(gray)[1]
     b = tf.maximum(1, tf.minimum(h, w) // IMAGE_SIZE)
     inner = gray[b:h - b, b:w - b]
@@ -85,6 +94,8 @@ def _border_mean(gray: tf.Tensor) -> tf.Tensor:
 
 def _fit(gray: tf.Tensor) -> tf.Tensor:
     """Scales float [H,W,1] so that its long side is 28, keeping the aspect ratio; centres it on black 28x28."""
+    import tensorflow as tf
+
     h, w = tf.shape(gray)[0], tf.shape(gray)[1]
     long_side = tf.maximum(h, w)
     scale = IMAGE_SIZE / tf.cast(long_side, tf.float32)
@@ -106,6 +117,8 @@ def to_fashion_mnist(image: tf.Tensor) -> tf.Tensor:
     black: no Fashion-MNIST image has a border mean above 108); long side scaled to 28 keeping the aspect ratio;
     centred with black padding; rounded. A 28x28 Fashion-MNIST image comes out unchanged.
     """
+    import tensorflow as tf
+
     gray = _grayscale(image)
     gray = tf.cond(_border_mean(gray) > 127.5, lambda: 255.0 - gray, lambda: gray)
     return tf.cast(tf.round(tf.clip_by_value(_fit(gray), 0.0, 255.0)), tf.uint8)
@@ -113,6 +126,8 @@ def to_fashion_mnist(image: tf.Tensor) -> tf.Tensor:
 
 def decode_to_fashion_mnist(data: tf.Tensor) -> tf.Tensor:
     """One encoded PNG or JPEG (scalar string) to uint8 [28,28,1]; refuses other formats and huge images."""
+    import tensorflow as tf
+
     pixels = header_pixels(data)
     checks = [tf.debugging.assert_greater_equal(pixels, tf.constant(0, tf.int64),
                                                 message="not a PNG or JPEG image"),
@@ -127,56 +142,63 @@ def decode_to_fashion_mnist(data: tf.Tensor) -> tf.Tensor:
 # The exported module.
 
 
-class Classifier(tf.Module):
-    """A Keras classifier (float32 logits from standardised images) with the serving signatures."""
+def make_classifier(model, class_names=CLASS_NAMES):
+    """A tf.Module around a Keras classifier (float32 logits from standardised images) with the signatures."""
+    return _classifier_class()(model, class_names)
 
-    def __init__(self, model, class_names=CLASS_NAMES):
-        super().__init__(name="fmnist_classifier")
-        from fmnist.input_pipeline import normalize  # Traced into the graph: the SavedModel does not import it.
 
-        self.model = model
-        self.class_names = tf.Variable(list(class_names), trainable=False, name="class_names")  # For readers.
-        self._names = tf.constant(list(class_names))
-        self._normalize = normalize
+@functools.cache
+def _classifier_class():
+    import tensorflow as tf
 
-    def _classify(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        logits = tf.cond(tf.shape(images)[0] > 0,  # oneDNN's convolutions fail on an empty batch.
-                         lambda: tf.cast(self.model(self._normalize(images), training=False), tf.float32),
-                         lambda: tf.zeros([0, len(CLASS_NAMES)], tf.float32))
-        class_ids = tf.argmax(logits, axis=-1, output_type=tf.int64)
-        return {"class_ids": class_ids, "class_names": tf.gather(self._names, class_ids),
-                "probabilities": tf.nn.softmax(logits, axis=-1)}
+    from fmnist.input_pipeline import normalize  # Traced into the graph: the SavedModel does not import it.
 
-    @tf.function(input_signature=[tf.TensorSpec(None, tf.uint8, name="images")])
-    def classify_images(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        """uint8 [N,28,28,1] or [N,28,28] Fashion-MNIST style images."""
-        rank = tf.rank(images)
-        shape_ok = tf.debugging.assert_rank_in(images, [3, 4], message="images must be [N,28,28,1] or [N,28,28]")
-        with tf.control_dependencies([shape_ok]):
-            expected = tf.concat([[IMAGE_SIZE, IMAGE_SIZE], tf.ones([rank - 3], tf.int32)], axis=0)
-            size_ok = tf.debugging.assert_equal(tf.shape(images)[1:], expected,
-                                                message="images must be [N,28,28,1] or [N,28,28]")
-        with tf.control_dependencies([size_ok]):
-            images = tf.reshape(images, [-1, IMAGE_SIZE, IMAGE_SIZE, 1])
-        return self._classify(images)
+    class Classifier(tf.Module):
+        def __init__(self, model, class_names):
+            super().__init__(name="fmnist_classifier")
+            self.model = model
+            self.class_names = tf.Variable(list(class_names), trainable=False, name="class_names")  # For readers.
+            self._names = tf.constant(list(class_names))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-    def preprocess_bytes(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Encoded PNG/JPEG images [N] to Fashion-MNIST style uint8 [N,28,28,1]."""
-        images = tf.map_fn(decode_to_fashion_mnist, image_bytes,
-                           fn_output_signature=tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE, 1], tf.uint8))
-        return {"images": images}
+        def _classify(self, images):
+            logits = tf.cond(tf.shape(images)[0] > 0,  # oneDNN's convolutions fail on an empty batch.
+                             lambda: tf.cast(self.model(normalize(images), training=False), tf.float32),
+                             lambda: tf.zeros([0, len(CLASS_NAMES)], tf.float32))
+            class_ids = tf.argmax(logits, axis=-1, output_type=tf.int64)
+            return {"class_ids": class_ids, "class_names": tf.gather(self._names, class_ids),
+                    "probabilities": tf.nn.softmax(logits, axis=-1)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-    def classify_bytes(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Encoded PNG/JPEG photos [N]: converted as in `preprocess_bytes`, then classified."""
-        return self._classify(self.preprocess_bytes(image_bytes)["images"])
+        @tf.function(input_signature=[tf.TensorSpec(None, tf.uint8, name="images")])
+        def classify_images(self, images):
+            """uint8 [N,28,28,1] or [N,28,28] Fashion-MNIST style images."""
+            message = "images must be uint8 [N,28,28,1] or [N,28,28]"
+            rank_ok = tf.debugging.assert_rank_in(images, [3, 4], message=message)
+            with tf.control_dependencies([rank_ok]):
+                expected = tf.concat([[IMAGE_SIZE, IMAGE_SIZE], tf.ones([tf.rank(images) - 3], tf.int32)], axis=0)
+                size_ok = tf.debugging.assert_equal(tf.shape(images)[1:], expected, message=message)
+            with tf.control_dependencies([size_ok]):
+                images = tf.reshape(images, [-1, IMAGE_SIZE, IMAGE_SIZE, 1])
+            return self._classify(images)
 
-    def signatures(self) -> dict:
-        images = self.classify_images.get_concrete_function()
-        return {"serving_default": images, "classify_images": images,
-                "classify_bytes": self.classify_bytes.get_concrete_function(),
-                "preprocess_bytes": self.preprocess_bytes.get_concrete_function()}
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def preprocess_bytes(self, image_bytes):
+            """Encoded PNG/JPEG images [N] to Fashion-MNIST style uint8 [N,28,28,1]."""
+            images = tf.map_fn(decode_to_fashion_mnist, image_bytes,
+                               fn_output_signature=tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE, 1], tf.uint8))
+            return {"images": images}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def classify_bytes(self, image_bytes):
+            """Encoded PNG/JPEG photos [N]: converted as in `preprocess_bytes`, then classified."""
+            return self._classify(self.preprocess_bytes(image_bytes)["images"])
+
+        def signatures(self) -> dict:
+            images = self.classify_images.get_concrete_function()
+            return {"serving_default": images, "classify_images": images,
+                    "classify_bytes": self.classify_bytes.get_concrete_function(),
+                    "preprocess_bytes": self.preprocess_bytes.get_concrete_function()}
+
+    return Classifier
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -193,27 +215,43 @@ def read_config(workdir: Path) -> dict:
         raise UserError(f"cannot read {path} ({e})") from None
 
 
-def resolve_checkpoint(workdir: Path, checkpoint: str | None = None) -> str:
-    """The checkpoint prefix to export: the latest in workdir/checkpoints, or `checkpoint` (a step or a path)."""
+def check_checkpoint(workdir: Path, checkpoint: str | None = None) -> str | None:
+    """Without TensorFlow: refuses a workdir without checkpoints or a missing `checkpoint` (a step or a path
+    prefix); returns the prefix of `checkpoint` when given."""
     directory = workdir / "checkpoints"
+    available = sorted((p.name[:-len(".index")] for p in directory.glob("ckpt-*.index")),
+                       key=lambda name: int(name[5:]) if name[5:].isdigit() else -1)
     if not checkpoint:
-        path = tf.train.latest_checkpoint(str(directory))
-        if path is None:
+        if not any(directory.glob("*.index")):
             raise UserError(f"{directory} holds no checkpoint: train first "
                             f"(python -m fmnist.main --config=... --workdir={workdir})")
-        return path
+        return None
     path = str(directory / f"ckpt-{checkpoint}") if checkpoint.isdigit() else checkpoint
     if not Path(f"{path}.index").is_file():
-        available = sorted(p.name[:-len(".index")] for p in directory.glob("ckpt-*.index"))
         raise UserError(f"no checkpoint {path} (available in {directory}: {', '.join(available) or 'none'})")
+    return path
+
+
+def resolve_checkpoint(workdir: Path, checkpoint: str | None = None) -> str:
+    """The checkpoint prefix to export: the latest in workdir/checkpoints, or `checkpoint` (a step or a path)."""
+    path = check_checkpoint(workdir, checkpoint)
+    if path is None:
+        import tensorflow as tf
+
+        path = tf.train.latest_checkpoint(str(workdir / "checkpoints"))
+        if path is None:
+            raise UserError(f"{workdir / 'checkpoints'} has checkpoint files but no 'checkpoint' index naming the "
+                            "latest; pass --checkpoint=STEP")
     return path
 
 
 def restore_weights(model, path: str, weights: str = "model") -> None:
     """Restores `weights` of checkpoint `path` into float32 `model`; refuses a checkpoint that does not fit."""
+    import tensorflow as tf
+
     if weights == "model":
         ckpt = tf.train.Checkpoint(model=model)
-    else:  # The EMA variant restores its averaged copy here, e.g. tf.train.Checkpoint(ema=...).
+    else:  # Hook for the EMA variant: restore its averaged copy here, e.g. tf.train.Checkpoint(ema=...).
         raise UserError(f"unknown --weights={weights}; choose from {', '.join(WEIGHTS)}")
     try:
         ckpt.restore(path).expect_partial().assert_existing_objects_matched()
@@ -223,6 +261,8 @@ def restore_weights(model, path: str, weights: str = "model") -> None:
 
 
 def checkpoint_step(path: str) -> int | None:
+    import tensorflow as tf
+
     try:
         return int(tf.train.load_checkpoint(path).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
     except (tf.errors.OpError, ValueError):
@@ -231,11 +271,13 @@ def checkpoint_step(path: str) -> int | None:
 
 def load_model(workdir: str | Path, checkpoint: str | None = None, weights: str = "model"):
     """(float32 Keras model with the checkpoint's weights, checkpoint path, config dict) of a training run."""
-    from fmnist import models
-
     root = Path(workdir).expanduser().absolute()
     config = read_config(root)
+    if weights not in WEIGHTS:
+        raise UserError(f"unknown weights {weights!r}; choose from {', '.join(WEIGHTS)}")
     path = resolve_checkpoint(root, checkpoint)
+    from fmnist import models
+
     name = config.get("model")
     if name not in models.MODELS:
         raise UserError(f"{root / 'config.json'} names model {name!r}, unknown to this fmnist "
@@ -257,13 +299,34 @@ def next_version(root: Path) -> int:
 
 def _check_export(path: str, model) -> None:
     """Reloads the written SavedModel and compares it with the Keras model on a fixed random batch."""
-    images = np.random.default_rng(0).integers(0, 256, (4, IMAGE_SIZE, IMAGE_SIZE, 1), dtype=np.uint8)
+    import numpy as np
+    import tensorflow as tf
+
     from fmnist.input_pipeline import normalize
 
+    images = np.random.default_rng(0).integers(0, 256, (4, IMAGE_SIZE, IMAGE_SIZE, 1), dtype=np.uint8)
     expected = tf.nn.softmax(model(normalize(images), training=False)).numpy()
     got = tf.saved_model.load(path).signatures["classify_images"](images=tf.constant(images))["probabilities"]
     if not np.allclose(got.numpy(), expected, atol=1e-5):
         raise RuntimeError(f"the SavedModel written to {path} does not reproduce the Keras model")
+
+
+def _output_folder(root: Path, version: int | None) -> Path:
+    """OUTPUT/<version>, checked to be new and writable (before any model is loaded)."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        version = version if version is not None else next_version(root)
+        final = root / str(version)
+        if version < 1:
+            raise UserError(f"--version must be a positive integer, not {version}")
+        if final.exists():
+            raise UserError(f"{final} already exists; pass another --version or leave it out (next: "
+                            f"{next_version(root)})")
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as e:
+        raise UserError(f"cannot write to {root} ({e.strerror or e}); pass a writable --output") from None
+    return final
 
 
 def export(workdir: str | Path, output: str | Path | None = None, version: int | None = None,
@@ -274,22 +337,18 @@ def export(workdir: str | Path, output: str | Path | None = None, version: int |
     folder) never see a half-written version.
     """
     workdir = Path(workdir).expanduser().absolute()
+    read_config(workdir)  # Quick checks first: a mistake is reported before TensorFlow loads.
+    check_checkpoint(workdir, checkpoint)
+    final = _output_folder(Path(output).expanduser().absolute() if output else workdir / "export", version)
     model, ckpt_path, config = load_model(workdir, checkpoint, weights)
-    root = Path(output).expanduser().absolute() if output else workdir / "export"
+    import tensorflow as tf
+
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        version = version if version is not None else next_version(root)
-        if version < 1:
-            raise UserError(f"--version must be a positive integer, not {version}")
-        final = root / str(version)
-        if final.exists():
-            raise UserError(f"{final} already exists; pass another --version or leave it out (next: "
-                            f"{next_version(root)})")
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=root))
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
     except OSError as e:
-        raise UserError(f"cannot write to {root} ({e.strerror or e}); pass a writable --output") from None
+        raise UserError(f"cannot write to {final.parent} ({e.strerror or e}); pass a writable --output") from None
     try:
-        module = Classifier(model)
+        module = make_classifier(model)
         tf.saved_model.save(module, str(tmp), signatures=module.signatures())
         _check_export(str(tmp), model)
         _write_metadata(tmp, workdir, ckpt_path, weights, config)
@@ -297,7 +356,7 @@ def export(workdir: str | Path, output: str | Path | None = None, version: int |
         os.rename(tmp, final)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise UserError(f"cannot write the SavedModel to {root} ({e.strerror or e}); free space or pass a "
+        raise UserError(f"cannot write the SavedModel to {final} ({e.strerror or e}); free space or pass a "
                         "writable --output") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -307,6 +366,8 @@ def export(workdir: str | Path, output: str | Path | None = None, version: int |
 
 def _write_metadata(path: Path, workdir: Path, ckpt_path: str, weights: str, config: dict) -> None:
     """assets.extra/fmnist.json (TF Serving's place for extra files): where the model comes from."""
+    import tensorflow as tf
+
     results = {}
     if (workdir / "results.json").is_file():
         try:

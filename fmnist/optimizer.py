@@ -27,6 +27,20 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "total_steps": self.total, "warmup_steps": self.warmup}
 
 
+class Scaled(keras.optimizers.schedules.LearningRateSchedule):
+    """A rate or schedule times a variable factor, which non-finite-loss recovery lowers (and checkpoints keep)."""
+
+    def __init__(self, base, scale: tf.Variable):
+        self.base, self.scale = base, scale
+
+    def __call__(self, step):
+        base = self.base(step) if callable(self.base) else self.base
+        return tf.cast(base, tf.float32) * tf.cast(self.scale, tf.float32)
+
+    def get_config(self):
+        return {"base": self.base, "scale": float(self.scale.numpy())}
+
+
 def learning_rate(config, total_steps: int, steps_per_epoch: int):
     """The peak rate (linearly scaled with the batch only when config.scale_lr_with_batch is set) and schedule."""
     peak = config.learning_rate
@@ -43,9 +57,10 @@ def learning_rate(config, total_steps: int, steps_per_epoch: int):
     return keras.optimizers.schedules.CosineDecay(peak, total_steps)
 
 
-def build(config, precision: str, total_steps: int, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+def build(config, precision: str, total_steps: int, steps_per_epoch: int,
+          lr_scale: tf.Variable) -> keras.optimizers.Optimizer:
     """Adam, AdamW or SGD with Nesterov momentum; wrapped in a dynamic LossScaleOptimizer for float16."""
-    lr = learning_rate(config, total_steps, steps_per_epoch)
+    lr = Scaled(learning_rate(config, total_steps, steps_per_epoch), lr_scale)
     wd = config.weight_decay or None
     if config.optimizer == "adam":
         opt = keras.optimizers.Adam(lr, weight_decay=wd)

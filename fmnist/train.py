@@ -1,14 +1,51 @@
-"""train_and_evaluate: the Python outer loop (logging, evaluation, checkpoints) around the compiled inner loops."""
+"""train_and_evaluate: the Python outer loop (logging, evaluation, checkpoints, recovery) around the compiled loops."""
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import dataclass, field
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from fmnist import experiment
+from fmnist.errors import Interrupted, TrainingError, UserError
 from fmnist.metrics import Summaries, format_duration, write_json_atomic
+from fmnist.preemption import StopRequest
+from fmnist.workdir_lock import WorkdirLock
+
+# Keys that fix the shape of the checkpointed state: resuming with other values would be wrong.
+STATE_KEYS = ("model", "model_width", "model_depth", "optimizer", "precision")
+
+
+@dataclass
+class Progress:
+    step: int
+    train_time: float = 0.0          # All training loops, the compiling first one included.
+    timed_time: float = 0.0          # Loops after the first, for throughput.
+    timed_steps: int = 0
+    loops_run: int = 0
+    nan_retries: int = 0
+    faults_injected: int = 0
+    train_metrics: dict = field(default_factory=dict)
+    results: dict = field(default_factory=dict)
+
+
+def check_compatible(exp: experiment.Experiment) -> None:
+    """Refuses to resume a workdir written with a different model or optimizer state layout."""
+    path = exp.workdir / "config.json"
+    if not path.exists():
+        return
+    try:
+        before = json.loads(path.read_text())
+    except ValueError:
+        return
+    for key in STATE_KEYS:
+        if key in before and before[key] != exp.config[key]:
+            raise UserError(f"workdir {exp.workdir} holds a run with {key}={before[key]!r}, this config has "
+                            f"{key}={exp.config[key]!r}; use the same config to resume, or a new --workdir")
 
 
 def run_evals(exp: experiment.Experiment, summaries: Summaries, step: int) -> dict:
@@ -27,73 +64,134 @@ def run_evals(exp: experiment.Experiment, summaries: Summaries, step: int) -> di
     return results
 
 
+def _healthy(exp: experiment.Experiment, sums: dict, steps: int) -> bool:
+    """Non-finite loss is a fault, except float16's normal skipped steps (the loss scaler handles those)."""
+    if exp.precision == "mixed_float16":
+        return sums["nonfinite_steps"] < steps
+    return bool(np.isfinite(sums["loss"]))
+
+
+def _recover(exp: experiment.Experiment, p: Progress, stop: int):
+    """Rolls back to the last checkpoint with a lower learning rate; returns a fresh iterator from there."""
+    c = exp.config
+    p.nan_retries += 1
+    if p.nan_retries > c.nan_max_retries:
+        raise TrainingError(f"non-finite loss in steps {p.step + 1}-{stop} after {c.nan_max_retries} rollbacks "
+                            f"with a lower learning rate; lower --config.learning_rate or check the data")
+    exp.checkpoints.restore_latest()
+    exp.lr_scale.assign(exp.lr_scale * c.nan_lr_factor)
+    logging.warning("Non-finite loss in steps %d-%d: rolled back to step %d, learning rate x%g (retry %d of %d)",
+                    p.step + 1, stop, int(exp.step.numpy()), float(exp.lr_scale.numpy()), p.nan_retries,
+                    c.nan_max_retries)
+    p.step = int(exp.step.numpy())
+    return exp.train_iterator(p.step)
+
+
+def _train_one_loop(exp: experiment.Experiment, iterator, p: Progress, stop: int) -> dict:
+    c = exp.config
+    inject = p.step < c.fault_nan_at_step + 1 <= stop and p.faults_injected < c.fault_nan_repeats
+    if inject:
+        p.faults_injected += 1
+        exp.loops.loss_multiplier.assign(float("nan"))
+    t0 = time.perf_counter()
+    exp.loops.train(iterator, tf.constant(stop - p.step, tf.int32))
+    sums = exp.loops.train_sums.read()
+    dt = time.perf_counter() - t0
+    if inject:
+        exp.loops.loss_multiplier.assign(1.0)
+    p.train_time += dt
+    if p.loops_run:  # The first loop includes tracing and compilation.
+        p.timed_time, p.timed_steps = p.timed_time + dt, p.timed_steps + stop - p.step
+    p.loops_run += 1
+    sums["seconds"] = dt
+    return sums
+
+
+def run_training(exp: experiment.Experiment, summaries: Summaries, stop_request: StopRequest, p: Progress) -> None:
+    c, plan, rt = exp.config, exp.plan, exp.runtime
+    iterator = exp.train_iterator(p.step)
+    while p.step < plan.total_steps:
+        if stop_request.agreed(rt.strategy, rt.num_workers):
+            exp.checkpoints.save(p.step)
+            raise Interrupted(f"{stop_request.signal_name or 'a peer worker'} at step {p.step}; checkpoint saved in "
+                              f"{exp.checkpoints.directory}; re-run the same command to resume")
+        stop = plan.next_stop(p.step)
+        sums = _train_one_loop(exp, iterator, p, stop)
+        if not _healthy(exp, sums, stop - p.step):
+            iterator = _recover(exp, p, stop)
+            continue
+        step_time = sums["seconds"] / (stop - p.step)
+        p.train_metrics = {"loss": sums["loss"] / sums["count"], "accuracy": sums["correct"] / sums["count"],
+                           "learning_rate": float(tf.convert_to_tensor(exp.optimizer.learning_rate)),
+                           "examples_per_sec": c.batch_size / step_time, "step_time_ms": 1000 * step_time,
+                           "nonfinite_steps": sums["nonfinite_steps"]}
+        p.step = stop
+        summaries.scalars("train", p.step, p.train_metrics)
+        logging.info("step %d/%d (epoch %.2f) loss %.4f acc %.2f%% %s ex/s ETA %s", p.step, plan.total_steps,
+                     p.step / plan.steps_per_epoch, p.train_metrics["loss"], 100 * p.train_metrics["accuracy"],
+                     f"{p.train_metrics['examples_per_sec']:,.0f}",
+                     format_duration((plan.total_steps - p.step) * step_time))
+        if p.step % plan.eval_every == 0 or p.step == plan.total_steps:
+            p.results = run_evals(exp, summaries, p.step)
+        if p.step % plan.checkpoint_every == 0 or p.step == plan.total_steps:
+            exp.checkpoints.save(p.step)  # Only ever a healthy state.
+
+
 def train_and_evaluate(config, workdir: str) -> dict:
     """Trains `config` in `workdir` (resuming from its latest checkpoint), evaluates, writes results.json."""
     wall_start = time.time()
     exp = experiment.build(config, workdir)
-    rt, plan = exp.runtime, exp.plan
-    logging.info("Runtime: %s, precision %s, jit_compile %s", rt.describe(), exp.precision, exp.jit_compile)
-    resumed = exp.checkpoints.restore_latest()
-    start_step = current = int(exp.step.numpy())
-
-    summaries = Summaries(exp.workdir, enabled=rt.is_chief)
+    rt = exp.runtime
+    check_compatible(exp)
+    lock = WorkdirLock(exp.workdir)
     if rt.is_chief:
-        write_json_atomic(exp.workdir / "config.json", config.to_dict())
-        summaries.text("train", start_step, "config", f"```\n{config}\n```")
-        summaries.text("train", start_step, "runtime", f"```\n{rt.describe()}\n```")
-    logging.info("Model %s: %s parameters; %d steps of %d per epoch", config.model,
-                 f"{exp.model.count_params():,}", plan.total_steps, plan.steps_per_epoch)
+        lock.acquire()
+    stop_request = StopRequest()
+    stop_request.install()
+    summaries = None
+    try:
+        logging.info("Runtime: %s, precision %s, jit_compile %s", rt.describe(), exp.precision, exp.jit_compile)
+        resumed = exp.checkpoints.restore_latest()
+        p = Progress(step=int(exp.step.numpy()))
+        start_step = p.step
+        if resumed is None:
+            exp.checkpoints.save(0)  # A state to roll back to if the very first steps go non-finite.
+        summaries = Summaries(exp.workdir, enabled=rt.is_chief)
+        if rt.is_chief:
+            write_json_atomic(exp.workdir / "config.json", config.to_dict())
+            summaries.text("train", start_step, "config", f"```\n{config}\n```")
+            summaries.text("train", start_step, "runtime", f"```\n{rt.describe()}\n```")
+        logging.info("Model %s: %s parameters; %d steps of %d per epoch", config.model,
+                     f"{exp.model.count_params():,}", exp.plan.total_steps, exp.plan.steps_per_epoch)
+        run_training(exp, summaries, stop_request, p)
+        if not p.results:  # Nothing left to train (a finished run re-run): evaluate the restored weights.
+            p.results = run_evals(exp, summaries, p.step)
+        out = _results(exp, p, start_step, resumed, time.time() - wall_start)
+        logging.info("Worker %d final weights fingerprint %s", rt.worker_index, out["weights_fingerprint"])
+        if rt.is_chief:
+            write_json_atomic(exp.workdir / "results.json", out)
+            logging.info("Test accuracy %.2f%% (%d examples). TensorBoard: tensorboard --logdir %s",
+                         100 * out["eval_accuracy"], out["eval_count"], summaries.logdir)
+        return out
+    finally:
+        stop_request.uninstall()
+        if summaries is not None:
+            summaries.flush()
+        exp.checkpoints.close()
+        lock.release()
 
-    iterator = exp.train_iterator(start_step)
-    train_time, timed_time, timed_steps, first_loop = 0.0, 0.0, 0, True
-    train_metrics: dict = {}
-    results: dict = {}
-    while current < plan.total_steps:
-        stop = plan.next_stop(current)
-        t0 = time.perf_counter()
-        exp.loops.train(iterator, tf.constant(stop - current, tf.int32))
-        sums = exp.loops.train_sums.read()
-        dt = time.perf_counter() - t0
-        train_time += dt
-        if not first_loop:  # The first loop includes tracing and compilation.
-            timed_time, timed_steps = timed_time + dt, timed_steps + stop - current
-        first_loop = False
-        step_time = dt / (stop - current)
-        train_metrics = {"loss": sums["loss"] / sums["count"], "accuracy": sums["correct"] / sums["count"],
-                         "learning_rate": float(tf.convert_to_tensor(exp.optimizer.learning_rate)),
-                         "examples_per_sec": config.batch_size / step_time, "step_time_ms": 1000 * step_time,
-                         "nonfinite_steps": sums["nonfinite_steps"]}
-        current = stop
-        summaries.scalars("train", current, train_metrics)
-        logging.info("step %d/%d (epoch %.2f) loss %.4f acc %.2f%% %s ex/s ETA %s", current, plan.total_steps,
-                     current / plan.steps_per_epoch, train_metrics["loss"], 100 * train_metrics["accuracy"],
-                     f"{train_metrics['examples_per_sec']:,.0f}",
-                     format_duration((plan.total_steps - current) * step_time))
-        if current % plan.eval_every == 0 or current == plan.total_steps:
-            results = run_evals(exp, summaries, current)
-        if current % plan.checkpoint_every == 0 or current == plan.total_steps:
-            exp.checkpoints.save(current)
-    if not results:  # Nothing left to train (a finished run re-run): evaluate the restored weights.
-        results = run_evals(exp, summaries, current)
-    summaries.flush()
-    exp.checkpoints.close()
 
-    test = results["test"]
-    out = {
+def _results(exp: experiment.Experiment, p: Progress, start_step: int, resumed: str | None, wall: float) -> dict:
+    c, test = exp.config, p.results["test"]
+    return {
         "eval_accuracy": test["accuracy"], "eval_loss": test["loss"], "eval_count": test["count"],
         "per_class_accuracy": dict(zip(exp.class_names, test["per_class_accuracy"])),
-        "validation_accuracy": results.get("validation", {}).get("accuracy"),
-        "train_loss": train_metrics.get("loss"), "train_accuracy": train_metrics.get("accuracy"),
-        "train_examples_per_sec": timed_steps * config.batch_size / timed_time if timed_time else None,
-        "train_time_s": train_time, "wall_time_s": time.time() - wall_start,
-        "steps": current, "start_step": start_step, "epochs": current / plan.steps_per_epoch,
-        "resumed_from": resumed, "model": config.model, "params": exp.model.count_params(),
-        "precision": exp.precision, "jit_compile": exp.jit_compile, **rt.describe(),
-        "weights_fingerprint": exp.weights_fingerprint(), "config": config.to_dict(),
+        "validation_accuracy": p.results.get("validation", {}).get("accuracy"),
+        "train_loss": p.train_metrics.get("loss"), "train_accuracy": p.train_metrics.get("accuracy"),
+        "train_examples_per_sec": p.timed_steps * c.batch_size / p.timed_time if p.timed_time else None,
+        "train_time_s": p.train_time, "wall_time_s": wall,
+        "steps": p.step, "start_step": start_step, "epochs": p.step / exp.plan.steps_per_epoch,
+        "resumed_from": resumed, "nan_retries": p.nan_retries, "model": c.model,
+        "params": exp.model.count_params(), "precision": exp.precision, "jit_compile": exp.jit_compile,
+        **exp.runtime.describe(), "weights_fingerprint": exp.weights_fingerprint(), "config": c.to_dict(),
     }
-    logging.info("Worker %d final weights fingerprint %s", rt.worker_index, out["weights_fingerprint"])
-    if rt.is_chief:
-        write_json_atomic(exp.workdir / "results.json", out)
-        logging.info("Test accuracy %.2f%% (%d examples). TensorBoard: tensorboard --logdir %s",
-                     100 * out["eval_accuracy"], out["eval_count"], summaries.logdir)
-    return out

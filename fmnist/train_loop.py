@@ -27,12 +27,14 @@ class Loops:
     evaluate: tf.types.experimental.GenericFunction
     train_sums: ReplicaSums
     eval_sums: ReplicaSums
+    loss_multiplier: tf.Variable  # 1.0; NaN only to inject a fault in tests (config.fault_nan_at_step).
 
 
 def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras.optimizers.Optimizer,
           step: tf.Variable, *, global_batch: int, jit_compile: bool, label_smoothing: float = 0.0) -> Loops:
     """Builds the loops; call inside `strategy.scope()` (the metric variables are created here)."""
     train_sums, eval_sums = ReplicaSums(TRAIN_SUMS), ReplicaSums(EVAL_SUMS)
+    loss_multiplier = tf.Variable(1.0, trainable=False, name="loss_multiplier")
     variables = model.trainable_variables
 
     def per_example_loss(labels, logits, smoothing):
@@ -46,6 +48,7 @@ def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras
         with tf.GradientTape() as tape:
             logits = tf.cast(model(images, training=True), tf.float32)
             per_example = per_example_loss(labels, logits, label_smoothing)
+            per_example *= loss_multiplier
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
@@ -87,4 +90,4 @@ def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras
         for _ in tf.range(num_steps):
             strategy.run(eval_step, args=next(iterator))
 
-    return Loops(train, evaluate, train_sums, eval_sums)
+    return Loops(train, evaluate, train_sums, eval_sums, loss_multiplier)

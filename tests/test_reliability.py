@@ -1,0 +1,129 @@
+"""Faults with real processes and signals: NaN recovery, SIGTERM, SIGKILL + deterministic resume, locks, bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, read_results, run_main
+
+from fmnist.workdir_lock import WorkdirLock
+
+SHORT = ["--config=configs/smoke.py", "--config.num_train_steps=60", "--config.eval_every_steps=60",
+         "--config.checkpoint_every_steps=20"]
+
+
+def _latest_step(workdir: Path) -> int:
+    import tensorflow as tf
+
+    return int(tf.train.latest_checkpoint(str(workdir / "checkpoints")).rsplit("-", 1)[1])
+
+
+def _start(workdir: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "fmnist.main", f"--workdir={workdir}", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(proc: subprocess.Popen, needle: str, timeout: float = 300) -> str:
+    """Reads the process's output until a line contains `needle`; returns the output so far."""
+    seen, deadline = [], time.time() + timeout
+    for line in proc.stdout:
+        seen.append(line)
+        if needle in line or time.time() > deadline:
+            break
+    assert any(needle in line for line in seen), "".join(seen)[-3000:]
+    return "".join(seen)
+
+
+def test_injected_nan_is_rolled_back_and_training_goes_on(tmp_path):
+    proc = run_main(*SHORT, f"--workdir={tmp_path}", "--config.fault_nan_at_step=45")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Non-finite loss in steps 41-60: rolled back to step 40, learning rate x0.5" in proc.stderr
+    r = read_results(tmp_path)
+    assert r["nan_retries"] == 1 and r["steps"] == 60 and r["eval_accuracy"] > 0.6
+
+
+def test_repeated_nan_stops_cleanly_and_never_checkpoints_it(tmp_path):
+    proc = run_main(*SHORT, f"--workdir={tmp_path}", "--config.fault_nan_at_step=45", "--config.fault_nan_repeats=9",
+                    "--config.nan_max_retries=2")
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    assert "fmnist: error: non-finite loss in steps 41-60 after 2 rollbacks" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert _latest_step(tmp_path) == 40
+
+
+def test_sigterm_saves_and_resume_continues(tmp_path):
+    proc = _start(tmp_path, "--config=configs/smoke.py", "--config.num_train_steps=5000",
+                  "--config.checkpoint_every_steps=5000", "--config.eval_every_steps=5000")
+    _wait_for(proc, "step 60/5000")
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 143, out[-3000:]
+    assert "fmnist: stopped: SIGTERM at step" in out and "re-run the same command to resume" in out
+    stopped_at = _latest_step(tmp_path)
+    assert stopped_at >= 60
+    again = run_main("--config=configs/smoke.py", f"--workdir={tmp_path}", f"--config.num_train_steps={stopped_at + 20}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert read_results(tmp_path)["start_step"] == stopped_at
+
+
+def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
+    args = ["--config=configs/smoke.py", "--config.deterministic=true", "--config.num_train_steps=160",
+            "--config.checkpoint_every_steps=40", "--config.eval_every_steps=160"]
+    reference = run_main(*args, f"--workdir={tmp_path / 'reference'}")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    proc = _start(tmp_path / "killed", *args)
+    _wait_for(proc, "step 60/160")
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert _latest_step(tmp_path / "killed") == 40
+    resumed = run_main(*args, f"--workdir={tmp_path / 'killed'}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = read_results(tmp_path / "reference"), read_results(tmp_path / "killed")
+    assert b["start_step"] == 40
+    assert a["weights_fingerprint"] == b["weights_fingerprint"]
+    assert a["eval_accuracy"] == b["eval_accuracy"]
+
+
+def test_live_lock_refuses_and_stale_lock_is_taken_over(tmp_path):
+    holder = WorkdirLock(tmp_path)
+    holder.acquire()
+    try:
+        proc = run_main(*SHORT, f"--workdir={tmp_path}")
+    finally:
+        holder.release()
+    assert proc.returncode == 2
+    assert f"fmnist: error: workdir {tmp_path} is in use by pid {os.getpid()}" in proc.stderr
+    assert not (tmp_path / "checkpoints").exists()
+    (tmp_path / ".lock").write_text("pid 999999 on a-dead-host\n")  # Left by a killed run: nobody holds it.
+    proc = run_main(*SHORT, f"--workdir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Taking over the stale workdir lock left by pid 999999 on a-dead-host" in proc.stderr
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--config.model=bn_cnn"], "holds a run with model='seed_cnn', this config has model='bn_cnn'"),
+    (["--config.optimizer=sgd"], "holds a run with optimizer='adam', this config has optimizer='sgd'"),
+])
+def test_incompatible_resume_is_refused_and_changes_nothing(tmp_path, args, message):
+    first = run_main(*SHORT, f"--workdir={tmp_path}", "--config.num_train_steps=20")
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = _snapshot(tmp_path)
+    proc = run_main(*SHORT, f"--workdir={tmp_path}", *args)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert _snapshot(tmp_path) == before
+
+
+def test_unwritable_workdir_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    proc = run_main(*SHORT, f"--workdir={tmp_path / 'file' / 'run'}")
+    assert proc.returncode == 2
+    assert "fmnist: error: workdir" in proc.stderr and "is not writable" in proc.stderr
+    assert "Traceback" not in proc.stderr
