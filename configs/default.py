@@ -41,6 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
     # Data.
     c.data_dir = ""               # TFDS data dir ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets).
     c.validation_size = 0         # Examples held out of the train split (seeded) for model selection.
+    c.tta_flip = False            # Also report accuracy with test-time flip averaging (beside the plain figure).
 
     # Evaluation, checkpoints, logging.
     c.eval_every_steps = 0        # 0 = after every epoch (and always at the end).

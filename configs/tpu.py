@@ -1,8 +1,9 @@
 """A TPU VM (TPUStrategy, mixed_bfloat16, XLA): see launch/tpu_vm.sh.
 
-  python -m fmnist.main --config=configs/tpu.py --workdir=gs://BUCKET/fmnist/tpu --config.tpu=local
+  python -m fmnist.main --config=configs/tpu.py --workdir=runs/tpu --config.tpu=local
 
-NOT RUN HERE: this machine has no TPU. TPUs need a gs:// workdir for checkpoints and TensorBoard.
+NOT RUN HERE: this machine has no TPU. The workdir is on the TPU VM's disk (gs:// workdirs are refused for now);
+launch/tpu_vm.sh copies it to Cloud Storage afterwards.
 """
 
 from configs import default

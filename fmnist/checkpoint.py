@@ -21,8 +21,8 @@ class Checkpoints:
         self.directory = workdir / "checkpoints"
         self.checkpoint = tf.train.Checkpoint(**objects)
         self._scratch = None if is_chief else Path(tempfile.mkdtemp(prefix=f"fmnist-worker{worker_index}-ckpt-"))
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(self._scratch or self.directory), max_to_keep=keep)
+        self.save_directory = self._scratch or self.directory
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.save_directory), max_to_keep=keep)
 
     def restore_latest(self) -> str | None:
         """Restores the chief's latest checkpoint, if any; refuses one that does not fit the model and optimizer."""

@@ -44,6 +44,9 @@ def make_plan(config, train_examples: int) -> Plan:
 
 
 def prepare_workdir(workdir: str) -> Path:
+    if "://" in workdir:
+        raise UserError(f"workdir {workdir} is a remote URL, which fmnist does not write to yet; train into a local "
+                        "or mounted folder (e.g. Vertex AI's /gcs/BUCKET/...) and copy the results afterwards")
     path = Path(workdir).expanduser().absolute()
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -97,6 +100,7 @@ class Experiment:
         sums = self.loops.eval_sums.read()
         count, confusion = sums["count"], sums["confusion"]
         return {"loss": float(sums["loss"] / count), "accuracy": float(sums["correct"] / count),
+                "accuracy_tta": float(sums["correct_tta"] / count) if self.config.tta_flip else None,
                 "count": int(count), "confusion": confusion.astype(int).tolist(),
                 "per_class_accuracy": (confusion.diagonal() / confusion.sum(axis=1).clip(min=1)).tolist()}
 
@@ -133,7 +137,8 @@ def build(config, workdir: str) -> Experiment:
         opt.build(model.trainable_variables)  # Before any restore, so the optimizer slots are restored too.
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         loops = train_loop.build(runtime.strategy, model, opt, step, global_batch=config.batch_size,
-                                 jit_compile=jit, label_smoothing=config.label_smoothing)
+                                 jit_compile=jit, label_smoothing=config.label_smoothing,
+                                 tta_flip=config.tta_flip)
     ckpts = checkpoint.Checkpoints(root, is_chief=runtime.is_chief, worker_index=runtime.worker_index,
                                    keep=config.keep_checkpoints, model=model, optimizer=opt, step=step,
                                    lr_scale=lr_scale)

@@ -11,6 +11,8 @@ from fmnist.errors import EXIT_USER_ERROR, exit_on_user_error
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, TensorBoard logs and results.json go.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"],
+                          "train: train (resuming) and evaluate; eval: evaluate the workdir's latest checkpoint.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -37,7 +39,10 @@ def main(argv: list[str]) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO and WARNING lines.
     from fmnist import train  # Imported here so that flag errors come before TensorFlow starts.
 
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    if _MODE.value == "eval":
+        train.evaluate_only(_CONFIG.value, _WORKDIR.value)
+    else:
+        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

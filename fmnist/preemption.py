@@ -35,4 +35,4 @@ class StopRequest:
         if num_workers == 1:
             return bool(local)
         flag = strategy.run(lambda: tf.constant(local))
-        return bool(strategy.reduce(tf.distribute.ReduceOp.MAX, flag, axis=None).numpy())
+        return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, flag, axis=None).numpy() > 0)

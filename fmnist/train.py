@@ -57,6 +57,8 @@ def run_evals(exp: experiment.Experiment, summaries: Summaries, step: int) -> di
         r = results[name] = exp.evaluate(name)
         prefix = "" if name == "test" else f"{name}/"
         values = {f"{prefix}loss": r["loss"], f"{prefix}accuracy": r["accuracy"]}
+        if r["accuracy_tta"] is not None:
+            values[f"{prefix}accuracy_tta_flip"] = r["accuracy_tta"]
         if name == "test":
             values |= {f"per_class_accuracy/{c}": a for c, a in zip(exp.class_names, r["per_class_accuracy"])}
         summaries.scalars("eval", step, values)
@@ -114,7 +116,7 @@ def run_training(exp: experiment.Experiment, summaries: Summaries, stop_request:
         if stop_request.agreed(rt.strategy, rt.num_workers):
             exp.checkpoints.save(p.step)
             raise Interrupted(f"{stop_request.signal_name or 'a peer worker'} at step {p.step}; checkpoint saved in "
-                              f"{exp.checkpoints.directory}; re-run the same command to resume")
+                              f"{exp.checkpoints.save_directory}; re-run the same command to resume")
         stop = plan.next_stop(p.step)
         sums = _train_one_loop(exp, iterator, p, stop)
         if not _healthy(exp, sums, stop - p.step):
@@ -181,10 +183,32 @@ def train_and_evaluate(config, workdir: str) -> dict:
         lock.release()
 
 
+def evaluate_only(config, workdir: str) -> dict:
+    """Evaluates the workdir's latest checkpoint on the test (and validation) split; writes eval_results.json."""
+    exp = experiment.build(config, workdir)
+    check_compatible(exp)
+    try:
+        if exp.checkpoints.restore_latest() is None:
+            raise UserError(f"workdir {exp.workdir} has no checkpoint to evaluate; train first (same command "
+                            "without --mode=eval)")
+        step = int(exp.step.numpy())
+        results = {name: {k: v for k, v in exp.evaluate(name).items() if k != "confusion"} | {"step": step}
+                   for name in ("test", "validation") if name in exp.splits}
+    finally:
+        exp.checkpoints.close()
+    test = results["test"]
+    logging.info("Test accuracy at step %d: %.2f%% (%d examples), loss %.4f", step, 100 * test["accuracy"],
+                 test["count"], test["loss"])
+    if exp.runtime.is_chief:
+        write_json_atomic(exp.workdir / "eval_results.json", results)
+    return results
+
+
 def _results(exp: experiment.Experiment, p: Progress, start_step: int, resumed: str | None, wall: float) -> dict:
     c, test = exp.config, p.results["test"]
     return {
         "eval_accuracy": test["accuracy"], "eval_loss": test["loss"], "eval_count": test["count"],
+        "eval_accuracy_tta_flip": test["accuracy_tta"],
         "per_class_accuracy": dict(zip(exp.class_names, test["per_class_accuracy"])),
         "validation_accuracy": p.results.get("validation", {}).get("accuracy"),
         "train_loss": p.train_metrics.get("loss"), "train_accuracy": p.train_metrics.get("accuracy"),

@@ -16,7 +16,7 @@ from fmnist.dataset import NUM_CLASSES
 from fmnist.metrics import ReplicaSums
 
 TRAIN_SUMS = {"loss": (), "correct": (), "count": (), "nonfinite_steps": ()}
-EVAL_SUMS = {"loss": (), "correct": (), "count": (), "confusion": (NUM_CLASSES, NUM_CLASSES)}
+EVAL_SUMS = {"loss": (), "correct": (), "correct_tta": (), "count": (), "confusion": (NUM_CLASSES, NUM_CLASSES)}
 
 
 @dataclass
@@ -31,8 +31,13 @@ class Loops:
 
 
 def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras.optimizers.Optimizer,
-          step: tf.Variable, *, global_batch: int, jit_compile: bool, label_smoothing: float = 0.0) -> Loops:
-    """Builds the loops; call inside `strategy.scope()` (the metric variables are created here)."""
+          step: tf.Variable, *, global_batch: int, jit_compile: bool, label_smoothing: float = 0.0,
+          tta_flip: bool = False) -> Loops:
+    """Builds the loops; call inside `strategy.scope()` (the metric variables are created here).
+
+    With `tta_flip`, evaluation also averages the logits of each image and its mirror image (`correct_tta`),
+    reported beside the plain figure, never instead of it.
+    """
     train_sums, eval_sums = ReplicaSums(TRAIN_SUMS), ReplicaSums(EVAL_SUMS)
     loss_multiplier = tf.Variable(1.0, trainable=False, name="loss_multiplier")
     variables = model.trainable_variables
@@ -78,11 +83,16 @@ def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras
     def eval_step(images, labels, mask):
         logits = logits_of(images)
         predictions = tf.argmax(logits, -1, output_type=tf.int32)
+        correct_tta = 0.0
+        if tta_flip:
+            averaged = (logits + logits_of(tf.image.flip_left_right(images))) / 2
+            hits = tf.equal(tf.argmax(averaged, -1, output_type=tf.int32), labels)
+            correct_tta = tf.reduce_sum(tf.cast(hits, tf.float32) * mask)
         per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
         confusion = tf.math.confusion_matrix(labels, predictions, NUM_CLASSES, weights=mask, dtype=tf.float32)
         eval_sums.add(loss=tf.reduce_sum(per_example * mask), count=tf.reduce_sum(mask),
                       correct=tf.reduce_sum(tf.cast(tf.equal(predictions, labels), tf.float32) * mask),
-                      confusion=confusion)
+                      correct_tta=correct_tta, confusion=confusion)
 
     @tf.function
     def evaluate(iterator, num_steps):

@@ -15,6 +15,7 @@ workers, under the same bound; a second signal kills them at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -145,10 +146,8 @@ class Launcher:
     def _signal_all(self, sig: int) -> None:
         for p in self.procs:
             if p.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, sig)  # Each worker leads its own process group (start_new_session).
-                except ProcessLookupError:
-                    pass
 
     def _on_signal(self, signum: int, _frame) -> None:
         first = self.signal_received is None
@@ -160,6 +159,8 @@ class Launcher:
         self.say(f"{self.num_workers} workers on {','.join(cluster)}: {sys.executable} -m fmnist.main "
                  f"{' '.join(self.fmnist_args)}")
         for i in range(self.num_workers):
+            if self.signal_received is not None:
+                break  # Interrupted while starting: the workers already started have the signal.
             env = {**os.environ, "TF_CONFIG": tf_config(cluster, i), "PYTHONUNBUFFERED": "1"}
             proc = subprocess.Popen([sys.executable, "-m", "fmnist.main", *self.fmnist_args], env=env,
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -188,7 +189,7 @@ class Launcher:
                                  f"after {self.grace_s:g} s)")
                         self._signal_all(signal.SIGTERM)
             elif time.monotonic() >= kill_at and any(c is None for c in codes):
-                self.say(f"workers still running {self.grace_s:g} s after the failure; sending SIGKILL")
+                self.say(f"workers still running {self.grace_s:g} s after being stopped; sending SIGKILL")
                 self._signal_all(signal.SIGKILL)
                 kill_at = float("inf")
             if all(c is not None for c in codes):

@@ -1,0 +1,181 @@
+"""launch.local with real worker processes: a 2-worker MultiWorkerMirroredStrategy run, a killed worker, a bad
+config, a signal to the launcher, and bad usage."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from launch import local
+
+ROOT = Path(__file__).resolve().parents[1]
+GRACE_S = 10  # --timeout_after_failure in these tests: the launcher must exit within this (plus slack) of a failure.
+SLACK_S = 5
+FINGERPRINT = re.compile(r"^\[worker (\d+)\] .*Worker (\d+) final weights fingerprint ([0-9a-f]+)$", re.M)
+PID = re.compile(r"^\[launch\] worker (\d+) pid (\d+)$", re.M)
+
+
+def launcher_cmd(workdir: Path, *fmnist_args: str, workers: int = 2) -> list[str]:
+    return [sys.executable, "-m", "launch.local", f"--workers={workers}", f"--timeout_after_failure={GRACE_S}", "--",
+            "--config=configs/smoke.py", f"--workdir={workdir}", *fmnist_args]
+
+
+class Running:
+    """A launcher process whose output lines are collected by a thread, so a test can wait for a given line."""
+
+    def __init__(self, cmd: list[str]):
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if m := re.search(pattern, line):
+                    return m
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.1)
+        self.kill()
+        pytest.fail(f"no line matching {pattern!r}; output:\n{self.output[-4000:]}")
+
+    def pids(self) -> dict[int, int]:
+        return {int(i): int(p) for i, p in PID.findall(self.output)}
+
+    def kill(self) -> None:
+        for pid in self.pids().values():
+            _kill_quietly(pid)
+        self.proc.kill()
+
+
+def _kill_quietly(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_two_workers_train_in_sync_and_only_the_chief_writes(tmp_path):
+    workdir = tmp_path / "run"
+    proc = subprocess.run(launcher_cmd(workdir, "--config.num_train_steps=40", "--config.steps_per_loop=20",
+                                       "--config.eval_every_steps=40", "--config.checkpoint_every_steps=40"),
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    out = proc.stdout
+    assert proc.returncode == 0, out[-4000:] + proc.stderr[-2000:]
+    assert "[launch] all workers succeeded" in out
+
+    prints = FINGERPRINT.findall(out)
+    assert sorted((int(p), int(w)) for p, w, _ in prints) == [(0, 0), (1, 1)], prints
+    assert len({fp for _, _, fp in prints}) == 1, f"workers ended with different weights: {prints}"
+
+    results = json.loads((workdir / "results.json").read_text())
+    assert (results["strategy"], results["num_workers"], results["num_replicas"]) == ("multi_worker", 2, 2)
+    assert results["weights_fingerprint"] == prints[0][2]
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("results.json")] == [Path("run/results.json")]
+
+    chief_pid = PID.findall(out)[0]
+    assert chief_pid[0] == "0"
+    events = list((workdir / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events, "the chief wrote no TensorBoard events"
+    writers = {re.search(r"\.(\d+)\.\d+\.v2$", e.name).group(1) for e in events}
+    assert writers == {chief_pid[1]}, f"events written by pids {writers}, chief is {chief_pid[1]}"
+
+
+def test_a_killed_worker_stops_the_launcher_within_the_bound(tmp_path):
+    run = Running(launcher_cmd(tmp_path / "run", "--config.num_train_steps=3000", "--config.steps_per_loop=10",
+                               "--config.eval_every_steps=3000", "--config.checkpoint_every_steps=3000"))
+    run.wait_for(r"^\[worker 1\] .*\] step \d+/3000", timeout=240)  # Worker 1 is training.
+    pids = run.pids()
+    os.kill(pids[1], signal.SIGKILL)
+    killed_at = time.monotonic()
+    try:
+        code = run.proc.wait(timeout=GRACE_S + 60)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        pytest.fail(f"launcher still running 60 s past the bound; output:\n{run.output[-4000:]}")
+    elapsed = time.monotonic() - killed_at
+    assert code == 128 + signal.SIGKILL, run.output[-4000:]
+    assert elapsed <= GRACE_S + SLACK_S, f"launcher took {elapsed:.1f} s after the kill (bound {GRACE_S} s)"
+    assert "[launch] worker 1 was killed by SIGKILL; stopping the other workers" in run.output
+    assert not _alive(pids[0]), "worker 0 outlived the launcher"
+
+
+def test_a_bad_config_fails_fast_with_the_workers_error(tmp_path):
+    started = time.monotonic()
+    proc = subprocess.run(launcher_cmd(tmp_path / "run", "--config.batch_size=-1"), cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert proc.returncode == 2, proc.stdout[-4000:]
+    assert re.search(r"^\[worker [01]\] fmnist: error: config\.batch_size=-1 must be >= 1$", proc.stdout, re.M), \
+        proc.stdout[-4000:]
+    assert time.monotonic() - started < 90
+
+
+def test_sigterm_to_the_launcher_reaches_the_workers(tmp_path):
+    run = Running(launcher_cmd(tmp_path / "run", "--config.num_train_steps=3000"))
+    run.wait_for(r"^\[launch\] worker 1 pid \d+$", timeout=60)
+    pids = run.pids()
+    run.proc.send_signal(signal.SIGTERM)
+    try:
+        code = run.proc.wait(timeout=GRACE_S + 60)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        pytest.fail(f"launcher ignored SIGTERM; output:\n{run.output[-4000:]}")
+    assert code == 128 + signal.SIGTERM, run.output[-4000:]
+    assert "[launch] got SIGTERM, forwarded to the workers" in run.output
+    assert not any(_alive(pid) for pid in pids.values())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers=2"], "give the fmnist.main arguments after `--`"),
+    (["--workers=0", "--", "--config=configs/smoke.py"], "--workers=0 must be >= 1"),
+    (["--", "--config=configs/smoke.py"], "the following arguments are required: --workers"),
+])
+def test_bad_usage_is_one_line(args, message):
+    proc = subprocess.run([sys.executable, "-m", "launch.local", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("launch.local: error: "), proc.stderr
+    assert message in proc.stderr
+
+
+def test_free_ports_are_distinct_and_bindable():
+    ports = local.free_ports(4)
+    assert len(set(ports)) == 4
+    for port in ports:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+
+
+def test_tf_config_names_every_worker_and_this_task():
+    cfg = json.loads(local.tf_config(["localhost:1", "localhost:2"], 1))
+    assert cfg == {"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", "index": 1}}

@@ -1,0 +1,195 @@
+"""What the cluster launchers write: the TFJob and each worker's TF_CONFIG, the Vertex AI CustomJob spec, and the
+TPU VM script's commands (--dry-run). None of these clusters is reachable here: this checks them by construction."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fmnist import strategy
+from launch import kubernetes, vertex
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+# Kubernetes (Kubeflow Training Operator TFJob)
+
+def test_tfjob_cli_writes_the_fields_the_operator_reads(tmp_path):
+    out = tmp_path / "tfjob.yaml"
+    proc = run_module("launch.kubernetes", "--image=registry.example/fmnist:1", "--workers=3", "--gpus_per_worker=2",
+                      "--config=configs/gpu.py", "--workdir=/mnt/shared/run1", "--name=fm", "--pvc=runs-claim",
+                      f"--output={out}", "--", "--config.num_epochs=3")
+    assert proc.returncode == 0, proc.stderr
+    assert f"kubectl apply -f {out}" in proc.stderr
+    job = json.loads(out.read_text())
+    assert (job["apiVersion"], job["kind"], job["metadata"]["name"]) == ("kubeflow.org/v1", "TFJob", "fm")
+    assert list(job["spec"]["tfReplicaSpecs"]) == ["Worker"]  # No Chief/PS: worker 0 is MWMS's chief.
+    worker = job["spec"]["tfReplicaSpecs"]["Worker"]
+    assert (worker["replicas"], worker["restartPolicy"]) == (3, "OnFailure")
+    pod = worker["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["name"] == "tensorflow"
+    assert container["image"] == "registry.example/fmnist:1"
+    assert container["command"] == ["python", "-m", "fmnist.main", "--config=configs/gpu.py",
+                                    "--workdir=/mnt/shared/run1", "--config.num_epochs=3"]
+    assert container["resources"]["limits"] == {"nvidia.com/gpu": 2}
+    assert container["ports"] == [{"name": "tfjob-port", "containerPort": 2222}]
+    (mount,) = container["volumeMounts"]
+    (volume,) = pod["volumes"]
+    assert mount == {"name": volume["name"], "mountPath": "/mnt/shared"}
+    assert volume["persistentVolumeClaim"] == {"claimName": "runs-claim"}
+
+
+def test_tfjob_without_gpus_has_no_gpu_limit():
+    job = kubernetes.tfjob(name="fmnist", image="img", workers=2, gpus_per_worker=0, config="configs/cpu.py",
+                           workdir="/data/runs/a", mount_path="/data")
+    container = job["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]
+    assert "resources" not in container
+    assert container["volumeMounts"][0]["mountPath"] == "/data"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(workdir="runs/a"), "absolute path"),
+    (dict(workdir="/mnt/a", mount_path="/data"), "must be inside --mount_path"),
+    (dict(name="Fmnist_1"), "--name='Fmnist_1'"),
+    (dict(workers=0), "--workers=0"),
+    (dict(gpus_per_worker=-1), "--gpus_per_worker=-1"),
+])
+def test_tfjob_rejects_what_cannot_work(kwargs, message):
+    args = dict(name="fmnist", image="img", workers=2, gpus_per_worker=1, config="c.py", workdir="/mnt/shared/a")
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        kubernetes.tfjob(**(args | kwargs))
+
+
+def test_tfjob_cli_bad_value_is_one_line():
+    proc = run_module("launch.kubernetes", "--image=img", "--workers=2", "--config=c.py", "--workdir=relative")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("launch.kubernetes: error: --workdir="), proc.stderr
+
+
+def test_operator_tf_config_per_worker_makes_fmnist_a_multi_worker_run():
+    hosts = [f"fm-worker-{i}.team.svc:2222" for i in range(3)]
+    for i in range(3):
+        cfg = kubernetes.worker_tf_config("fm", "team", 3, i)
+        assert cfg == {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}, "environment": "cloud"}
+        assert strategy.tf_config_workers({"TF_CONFIG": json.dumps(cfg)}) == (3, i)
+
+
+# Vertex AI
+
+def _vertex_args(*extra: str) -> list[str]:
+    return ["--image=us-docker.pkg.dev/p/r/fmnist:1", "--workers=4", "--machine_type=a2-highgpu-1g",
+            "--accelerator_type=NVIDIA_TESLA_A100", "--accelerator_count=1", "--config=configs/gpu.py",
+            "--workdir=gs://bucket/run1", *extra]
+
+
+def test_vertex_spec_has_a_chief_pool_and_a_worker_pool(tmp_path):
+    out = tmp_path / "job.json"
+    proc = run_module("launch.vertex", *_vertex_args(f"--output={out}", "--region=europe-west4", "--",
+                                                     "--config.num_epochs=3"))
+    assert proc.returncode == 0, proc.stderr
+    assert f"gcloud ai custom-jobs create --region=europe-west4 --display-name=fmnist --config={out}" in proc.stderr
+    spec = json.loads(out.read_text())
+    assert set(spec) == {"workerPoolSpecs", "scheduling"}  # A CustomJobSpec, as gcloud's --config expects.
+    assert spec["scheduling"] == {"restartJobOnWorkerRestart": True}
+    chief, workers = spec["workerPoolSpecs"]
+    assert (chief["replicaCount"], workers["replicaCount"]) == (1, 3)
+    for pool in (chief, workers):
+        assert pool["machineSpec"] == {"machineType": "a2-highgpu-1g", "acceleratorType": "NVIDIA_TESLA_A100",
+                                       "acceleratorCount": 1}
+        assert pool["containerSpec"] == {
+            "imageUri": "us-docker.pkg.dev/p/r/fmnist:1", "command": ["python", "-m", "fmnist.main"],
+            "args": ["--config=configs/gpu.py", "--workdir=/gcs/bucket/run1", "--config.num_epochs=3"]}
+
+
+def test_vertex_rest_format_wraps_the_spec_in_a_custom_job(tmp_path):
+    out = tmp_path / "job.json"
+    proc = run_module("launch.vertex", *_vertex_args(f"--output={out}", "--format=rest", "--display_name=fm-1"))
+    assert proc.returncode == 0, proc.stderr
+    job = json.loads(out.read_text())
+    assert job["displayName"] == "fm-1"
+    assert [p["replicaCount"] for p in job["jobSpec"]["workerPoolSpecs"]] == [1, 3]
+
+
+def test_vertex_single_machine_cpu_job_has_one_pool_and_no_accelerator():
+    spec = vertex.custom_job_spec(image="img", workers=1, machine_type="n1-standard-8", accelerator_type="",
+                                  accelerator_count=0, config="configs/cpu.py", workdir="gs://b/r")
+    (pool,) = spec["workerPoolSpecs"]
+    assert pool["machineSpec"] == {"machineType": "n1-standard-8"}
+
+
+@pytest.mark.parametrize("workdir, message", [("gs://", "needs a bucket"), ("runs/a", "must be gs://")])
+def test_vertex_rejects_workdirs_replicas_cannot_share(workdir, message):
+    with pytest.raises(ValueError, match=message):
+        vertex.custom_job_spec(image="i", workers=2, machine_type="m", accelerator_type="", accelerator_count=0,
+                               config="c", workdir=workdir)
+
+
+def test_vertex_tf_config_with_a_chief_task_counts_the_chief_as_worker_0():
+    """Vertex gives pool 0 task type `chief` and pool 1 type `worker`: fmnist must see N workers, chief first."""
+    cluster = {"chief": ["workerpool0-0:2222"], "worker": [f"workerpool1-{i}:2222" for i in range(3)]}
+    seen = [strategy.tf_config_workers({"TF_CONFIG": json.dumps({"cluster": cluster, "task": task})})
+            for task in [{"type": "chief", "index": 0}] + [{"type": "worker", "index": i} for i in range(3)]]
+    assert seen == [(4, 0), (4, 1), (4, 2), (4, 3)]
+
+
+# Cloud TPU VM
+
+def _dry_run(env: dict | None = None, *args: str) -> list[list[str]]:
+    """The commands `tpu_vm.sh --dry-run` prints, each parsed back into its words."""
+    proc = subprocess.run(["bash", "launch/tpu_vm.sh", "--dry-run", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={"PATH": "/usr/bin:/bin", **(env or {})})
+    assert proc.returncode == 0, proc.stderr
+    return [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ ")]
+
+
+def _remote(cmd: list[str]) -> str:
+    (script,) = [a.removeprefix("--command=") for a in cmd if a.startswith("--command=")]
+    return script
+
+
+def test_tpu_vm_dry_run_creates_copies_installs_and_trains():
+    cmds = _dry_run({"TPU_NAME": "tpu-a", "ZONE": "us-central2-b"}, "--", "--config.num_epochs=2")
+    create = cmds[0]
+    assert create[:6] == ["gcloud", "compute", "tpus", "tpu-vm", "create", "tpu-a"]
+    assert {"--zone=us-central2-b", "--accelerator-type=v4-8", "--version=tpu-ubuntu2204-base"} <= set(create)
+    assert any(c[:5] == ["gcloud", "compute", "tpus", "tpu-vm", "scp"] and "--worker=all" in c for c in cmds)
+    ssh = [c for c in cmds if c[:5] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh"]]
+    assert ssh and all("tpu-a" in c and "--worker=all" in c and "--zone=us-central2-b" in c for c in ssh)
+    scripts = [_remote(c) for c in ssh]
+    install = next(s for s in scripts if "pip install" in s)
+    assert "tensorflow-tpu==" in install and "pip install -q --no-deps -e fmnist" in install
+    train = shlex.split(scripts[-1].split("&&")[-1])
+    assert train[:3] == ["python", "-m", "fmnist.main"]
+    assert {"--config=configs/tpu.py", "--config.tpu=local", "--config.num_epochs=2"} <= set(train)
+
+
+def test_tpu_vm_dry_run_clones_copies_results_and_deletes_when_asked():
+    cmds = _dry_run({"REPO_URL": "https://git.example/fmnist.git", "RESULTS_URI": "gs://b/run", "DELETE_AFTER": "1",
+                     "PROJECT": "proj"})
+    scripts = [_remote(c) for c in cmds if "ssh" in c]
+    assert any("git clone --depth=1 https://git.example/fmnist.git fmnist" in s for s in scripts)
+    assert not any("scp" in c for c in cmds)
+    assert "gcloud storage cp --recursive $HOME/fmnist-runs/fmnist-tpu gs://b/run" in scripts[-1]
+    assert cmds[-1][:6] == ["gcloud", "compute", "tpus", "tpu-vm", "delete", "fmnist-tpu"]
+    assert all("--project=proj" in c for c in cmds if c[0] == "gcloud")
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"ACCELERATOR_TYPE": "v4-32"}, "multi-host"),
+    ({"WORKDIR": "gs://b/run"}, "RESULTS_URI"),
+])
+def test_tpu_vm_refuses_what_it_cannot_run(env, message):
+    proc = subprocess.run(["bash", "launch/tpu_vm.sh", "--dry-run"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={"PATH": "/usr/bin:/bin", **env})
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("tpu_vm.sh: error: ") and message in proc.stderr
