@@ -38,6 +38,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
 bench: setup
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.step_time --output=benchmarks/results $(ARGS)
 
 clean:

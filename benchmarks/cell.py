@@ -108,7 +108,10 @@ def measure(spec: CellSpec) -> dict:
     from fmnist import experiment, flops, models
 
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as workdir:
+        t0 = time.perf_counter()
         exp = experiment.build(spec.config(), workdir)
+        common.progress(f"built in {time.perf_counter() - t0:.1f} s: {exp.runtime.describe()['strategy']}, "
+                        f"{exp.runtime.num_replicas} replicas, {exp.precision}, jit_compile={exp.jit_compile}")
         rt, batch = exp.runtime, spec.batch_size
         iterator = exp.train_iterator(0)
         last: dict = {}

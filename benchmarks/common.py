@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -69,6 +70,12 @@ def rates(examples: int, seconds: list[float]) -> dict:
     return summarize([examples / s for s in seconds])
 
 
+def rotated(names: list[str], shift: int) -> list[str]:
+    """Round r starts with the r-th contender, so that no one always runs first or right after another."""
+    shift = shift % len(names) if names else 0
+    return names[shift:] + names[:shift]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("localhost", 0))
@@ -80,6 +87,23 @@ def multi_worker_envs(num_workers: int) -> list[dict[str, str]]:
     cluster = {"worker": [f"localhost:{free_port()}" for _ in range(num_workers)]}
     return [{"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
             for i in range(num_workers)]
+
+
+def receive_all(workers: list[Worker], timeout: float) -> list[dict]:
+    """One answer from each worker; the first failure kills them all (so that no worker waits for a dead peer)."""
+    deadline, answers = time.monotonic() + timeout, [None] * len(workers)
+    try:
+        while None in answers:
+            if time.monotonic() > deadline:
+                raise WorkerError(f"no answer from all {len(workers)} workers within {timeout:.0f} s")
+            for i, worker in enumerate(workers):
+                if answers[i] is None:
+                    answers[i] = worker.poll(0.2)
+    except WorkerError:
+        for worker in workers:
+            worker.kill()
+        raise
+    return answers
 
 
 def log_tail(path: Path, lines: int = 8) -> str:
@@ -97,7 +121,7 @@ class Worker:
                  on_progress: Callable[[str], None] | None = None):
         self.name, self.log_path, self.on_progress = module, log_path, on_progress
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(log_path, "a", buffering=1)  # noqa: SIM115 - closed in close().
+        self._log = open(log_path, "w", buffering=1)  # noqa: SIM115 - closed in close().
         self._log.write(f"$ {sys.executable} -m {module} {' '.join(args)}\n")
         self.process = subprocess.Popen(
             [sys.executable, "-m", module, *args], cwd=ROOT, text=True, bufsize=1, stdin=subprocess.PIPE,
@@ -115,23 +139,30 @@ class Worker:
                 self._log.write(line)
         self._messages.put(None)
 
-    def receive(self, timeout: float) -> dict:
-        """The next `ready` or `result` message; forwards progress; raises WorkerError on error, exit or timeout."""
+    def poll(self, timeout: float) -> dict | None:
+        """The next `ready` or `result` message, or None after `timeout`; forwards progress; raises WorkerError
+        when the worker reports an error or exits."""
         while True:
             try:
                 message = self._messages.get(timeout=timeout)
             except queue.Empty:
-                self.kill()
-                raise WorkerError(self._explain(f"no answer within {timeout:.0f} s")) from None
+                return None
             if message is None:
                 raise WorkerError(self._explain(f"exited with code {self.process.wait()}"))
             if message["kind"] == "error":
                 raise WorkerError(self._explain(message["message"]))
-            if message["kind"] == "progress":
-                if self.on_progress:
-                    self.on_progress(message["message"])
-                continue
-            return message
+            if message["kind"] != "progress":
+                return message
+            if self.on_progress:
+                self.on_progress(message["message"])
+
+    def receive(self, timeout: float) -> dict:
+        """`poll`, but a worker silent for `timeout` seconds is killed and raises WorkerError."""
+        message = self.poll(timeout)
+        if message is None:
+            self.kill()
+            raise WorkerError(self._explain(f"gave no answer within {timeout:.0f} s"))
+        return message
 
     def request(self, timeout: float, **command) -> dict:
         """Sends one command to an interactive worker and returns its answer."""
@@ -141,7 +172,7 @@ class Worker:
 
     def _explain(self, what: str) -> str:
         tail = log_tail(self.log_path)
-        return f"{self.name} {what}" + (f"; log {self.log_path} ends with:\n{tail}" if tail else "")
+        return f"{self.name} {what} (log: {self.log_path})" + (f"\n{tail}" if tail else "")
 
     def kill(self) -> None:
         if self.process.poll() is None:

@@ -53,6 +53,10 @@ def _num(value, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def _resolved(requested: str, resolved: str) -> str:
+    return f"{resolved} (auto)" if requested == "auto" else resolved
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
@@ -76,7 +80,8 @@ def markdown(results: dict) -> str:
         lines += _table(
             ["model", "batch", "precision", "XLA", "strategy", "replicas", "steps/loop", "step ms", "train ex/s",
              "spread", "eval ex/s", "pipeline ex/s", "pipeline / train", "train GFLOP/s", "% of peak"],
-            [[c["model"], str(c["batch_size"]), c["resolved_precision"], "yes" if c["resolved_jit_compile"] else "no",
+            [[c["model"], str(c["batch_size"]), _resolved(c["precision"], c["resolved_precision"]),
+              _resolved(c["jit_compile"], "yes" if c["resolved_jit_compile"] else "no"),
               c["strategy"], str(c["num_replicas"]), str(c["steps_per_loop"]), _num(c["step_time_ms"]["median"], 2),
               _num(c["train_examples_per_sec"]["median"]), f"{c['train_examples_per_sec']['spread_pct']:.1f}%",
               _num(c["eval_examples_per_sec"]["median"]), _num(c["pipeline_examples_per_sec"]["median"]),
@@ -101,7 +106,9 @@ def markdown(results: dict) -> str:
             rows.append([name, str(c.get("precision", "-")), _num(rate["median"]) if rate else "-",
                          f"{rate['spread_pct']:.1f}%" if rate else c.get("error", "-").splitlines()[0]])
         lines += _table(["contender", "precision", "ex/s (median)", "spread"], rows) + [""]
-        lines += [f"- {k}: {v:.2f}x" for k, v in comparison["ratios"].items() if k != "torch_best"]
+        best = comparison["ratios"].get("torch_best")
+        lines += [f"- {k}{f' ({best})' if k.endswith('torch_best') else ''}: {v:.2f}x"
+                  for k, v in comparison["ratios"].items() if k != "torch_best"]
         if comparison.get("note"):
             lines += [f"- {comparison['note']}"]
     return "\n".join(lines).rstrip() + "\n"
@@ -120,7 +127,7 @@ def chart(results: dict, path: Path) -> None:
     panels = [p for p in (cells, contenders) if p]
     fig, axes = plt.subplots(len(panels) or 1, 1, squeeze=False,
                              figsize=(10, 1.5 + sum(0.6 * len(p) + 0.8 for p in panels)))
-    for ax, panel in zip(axes[:, 0], panels):
+    for ax, panel in zip(axes[:, 0], panels, strict=False):
         if panel is cells:
             labels = [c["label"] for c in cells]
             series = [("train", "train_examples_per_sec"), ("eval", "eval_examples_per_sec"),
@@ -132,19 +139,25 @@ def chart(results: dict, path: Path) -> None:
             rows = [[c["examples_per_sec"] for c in contenders.values()]]
             ax.set_title("Side by side: training examples/s")
         height = 0.8 / len(series)
-        for i, ((name, _), stats) in enumerate(zip(series, rows)):
+        for i, ((name, _), stats) in enumerate(zip(series, rows, strict=True)):
             y = [j + i * height for j in range(len(labels))]
             med = [s["median"] for s in stats]
-            err = [[m - s["min"] for m, s in zip(med, stats)], [s["max"] - m for m, s in zip(med, stats)]]
-            ax.barh(y, med, height, xerr=err, label=name, capsize=2)
+            err = [[m - s["min"] for m, s in zip(med, stats, strict=True)],
+                   [s["max"] - m for m, s in zip(med, stats, strict=True)]]
+            bars = ax.barh(y, med, height, xerr=err, label=name, capsize=2)
+            ax.bar_label(bars, [f"{m:,.0f}" for m in med], fontsize=7, padding=3)
         ax.set_yticks([j + height * (len(series) - 1) / 2 for j in range(len(labels))], labels, fontsize=8)
         ax.invert_yaxis()
-        ax.set_xscale("log")
+        if panel is cells:
+            ax.set_xscale("log")  # Pipeline rates are often 10-100x the training rate.
+        ax.margins(x=0.15)
         ax.set_xlabel("examples/s")
         if len(series) > 1:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     if not panels:
         axes[0, 0].text(0.5, 0.5, "no successful measurement", ha="center")
+    meta = results.get("meta", {})
+    fig.suptitle(f"fmnist benchmarks, {meta.get('cpu', '?')}, {meta.get('started', '')}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -42,6 +42,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.data_dir = ""               # TFDS data dir ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets).
     c.validation_size = 0         # Examples held out of the train split (seeded) for model selection.
     c.tta_flip = False            # Also report accuracy with test-time flip averaging (beside the plain figure).
+    # Augmentation of training batches (fmnist/augment.py), seeded per step, so resumed runs are bit-exact.
+    c.augment_crop_padding = 0    # >0: random translation by up to this many pixels (zero-pad and crop).
+    c.augment_flip = False        # Random left-right mirror per example.
+    c.augment_erasing = 0.0       # Per-example probability of random erasing (Zhong et al. 2017).
 
     # Evaluation, checkpoints, logging.
     c.eval_every_steps = 0        # 0 = after every epoch (and always at the end).

@@ -120,9 +120,3 @@ def _random_pixels(draw: Callable, seed: tf.Tensor, images: tf.Tensor) -> tf.Ten
     words = draw(seed, [-(-size // 4)], minval=None, maxval=None, dtype=tf.uint32)  # [b, ceil(size / 4)]
     pixels = tf.reshape(tf.bitcast(words, tf.uint8), [tf.shape(words)[0], -1])[:, :size]
     return tf.reshape(pixels, tf.shape(images))
-
-
-def flip_tta_logits(logits_fn: Callable[[tf.Tensor], tf.Tensor], images: tf.Tensor) -> tf.Tensor:
-    """Test-time flip averaging: log of the mean softmax of the image and its mirror (usable as logits)."""
-    both = tf.stack([logits_fn(images), logits_fn(tf.reverse(images, axis=[2]))])
-    return tf.reduce_logsumexp(tf.nn.log_softmax(both, axis=-1), axis=0) - math.log(2.0)

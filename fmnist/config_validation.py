@@ -43,6 +43,10 @@ def validate(config) -> None:
         _at_least(config, key, 0)
     if config.learning_rate <= 0:
         raise ConfigError(f"config.learning_rate={config.learning_rate!r} must be > 0")
+    if not 0 <= config.augment_crop_padding < 28:
+        raise ConfigError(f"config.augment_crop_padding={config.augment_crop_padding!r} must be in [0, 28)")
+    if not 0 <= config.augment_erasing <= 1:
+        raise ConfigError(f"config.augment_erasing={config.augment_erasing!r} must be in [0, 1]")
     if not 0 < config.nan_lr_factor <= 1:
         raise ConfigError(f"config.nan_lr_factor={config.nan_lr_factor!r} must be in (0, 1]")
     if not 0 <= config.dropout < 1:

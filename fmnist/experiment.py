@@ -14,8 +14,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fmnist import checkpoint, config_validation, dataset, input_pipeline, models, optimizer, precision, strategy
-from fmnist import train_loop
+from fmnist import (
+    augment,
+    checkpoint,
+    config_validation,
+    dataset,
+    input_pipeline,
+    models,
+    optimizer,
+    precision,
+    strategy,
+    train_loop,
+)
 from fmnist.errors import UserError
 
 
@@ -83,7 +93,8 @@ class Experiment:
         c, split = self.config, self.splits["train"]
         ds = self.runtime.strategy.distribute_datasets_from_function(lambda ctx: input_pipeline.train_dataset(
             split, ctx, global_batch=c.batch_size, seed=c.seed, steps_per_epoch=self.plan.steps_per_epoch,
-            start_step=start_step, total_steps=self.plan.total_steps))
+            start_step=start_step, total_steps=self.plan.total_steps,
+            augment_options=augment.options_from_config(c) if augment.augment_config_active(c) else None))
         return iter(ds)
 
     def eval_dataset(self, name: str):

@@ -5,7 +5,8 @@
 The SavedModel needs nothing but TensorFlow (`tf.saved_model.load`). Signatures:
   serving_default, classify_images: images uint8 [N,28,28,1] or [N,28,28], Fashion-MNIST style (item light on dark)
   classify_bytes: image_bytes string [N], encoded PNG or JPEG photos of any size and colour, converted the way
-      Fashion-MNIST was made (see `to_fashion_mnist`)
+      Fashion-MNIST was made (see `to_fashion_mnist`). Sizes are read from the headers first: images of more
+      than 50 megapixels are refused, and large JPEGs are decoded at 1/2 to 1/8 scale (see `decode`)
   preprocess_bytes: image_bytes string [N] -> images uint8 [N,28,28,1], the conversion alone (for inspection)
 The classify signatures return class_ids int64 [N], class_names string [N] and probabilities float32 [N,10].
 `python -m fmnist.predict` feeds files to `classify_bytes`, so both convert an image identically.
@@ -32,7 +33,8 @@ if TYPE_CHECKING:  # TensorFlow loads lazily, so that the command line reports a
 # Fashion-MNIST's labels, in label order (as TFDS names them).
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 IMAGE_SIZE = 28
-MAX_PIXELS = 50_000_000            # classify_bytes refuses larger images (from their header, before decoding).
+MAX_PIXELS = 50_000_000  # classify_bytes refuses larger decoded images (read from the header, before decoding).
+JPEG_MIN_SIDE = 256      # JPEGs are decoded at the smallest 1/2^k scale (k <= 3) that keeps the short side this long.
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # ITU-R BT.601 luma, as tf.image.rgb_to_grayscale.
 PNG_MAGIC, JPEG_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
 # Which weights of a checkpoint to export. Hook for the EMA variant: add its name here and its branch in
@@ -44,41 +46,69 @@ WEIGHTS = ("model",)
 # Preprocessing, in TensorFlow ops so that it is part of the SavedModel.
 
 
-def header_pixels(data: tf.Tensor) -> tf.Tensor:
-    """Width * height (int64) read from a PNG or JPEG header without decoding; -1 for anything else."""
+def jpeg_scale(short_side: int) -> int:
+    """The JPEG decoding scale (1, 2, 4 or 8; libjpeg's DCT scaling) that keeps the short side >= JPEG_MIN_SIDE."""
+    scale = 1
+    while scale < 8 and short_side >= JPEG_MIN_SIDE * scale * 2:
+        scale *= 2
+    return scale
+
+
+def _header_size(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(height, width) int64 from a PNG or JPEG header, without decoding; (-1, -1) for anything else."""
     import tensorflow as tf
 
-    length = tf.strings.length(data)
-    is_png = tf.logical_and(tf.equal(tf.strings.substr(data, 0, 8), PNG_MAGIC), length >= 24)
+    is_png = tf.logical_and(tf.equal(tf.strings.substr(data, 0, 8), PNG_MAGIC), tf.strings.length(data) >= 24)
     is_jpeg = tf.equal(tf.strings.substr(data, 0, 3), JPEG_MAGIC)
 
-    def png() -> tf.Tensor:  # IHDR: big-endian width and height at bytes 16..23.
+    def png():  # IHDR: big-endian width and height at bytes 16..23.
         wh = tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.int32, little_endian=False)
-        return tf.cast(wh[0], tf.int64) * tf.cast(wh[1], tf.int64)
+        return tf.cast(tf.stack([wh[1], wh[0]]), tf.int64)
 
-    def jpeg() -> tf.Tensor:
-        hwc = tf.cast(tf.image.extract_jpeg_shape(data), tf.int64)
-        return hwc[0] * hwc[1]
+    def jpeg():
+        return tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64)
 
-    return tf.case([(is_png, png), (is_jpeg, jpeg)], default=lambda: tf.constant(-1, tf.int64))
+    hw = tf.case([(is_png, png), (is_jpeg, jpeg)], default=lambda: tf.constant([-1, -1], tf.int64))
+    return hw[0], hw[1]
+
+
+def decode(data: tf.Tensor) -> tf.Tensor:
+    """One encoded PNG or JPEG (scalar string) to uint8 [H,W,C]. Refuses other formats, and images of more than
+    MAX_PIXELS pixels before decoding them; decodes large JPEGs at 1/2, 1/4 or 1/8 scale (see `jpeg_scale`)."""
+    import tensorflow as tf
+
+    height, width = _header_size(data)
+    is_jpeg = tf.equal(tf.strings.substr(data, 0, 3), JPEG_MAGIC)
+    index = tf.zeros([], tf.int32)  # log2 of the JPEG scale: the graph version of jpeg_scale.
+    for step in (2, 4, 8):
+        index += tf.cast(tf.logical_and(is_jpeg, tf.minimum(height, width) >= JPEG_MIN_SIDE * step), tf.int32)
+    scale = tf.bitwise.left_shift(tf.ones([], tf.int64), tf.cast(index, tf.int64))
+    pixels = (height + scale - 1) // scale * ((width + scale - 1) // scale)
+    checks = [tf.debugging.assert_non_negative(height, message="not a PNG or JPEG image"),
+              tf.debugging.assert_less_equal(pixels, tf.constant(MAX_PIXELS, tf.int64),
+                                             message=f"image has more than {MAX_PIXELS:,} pixels")]
+    with tf.control_dependencies(checks):
+        jpeg = [lambda r=r: tf.io.decode_jpeg(data, channels=0, ratio=r) for r in (1, 2, 4, 8)]
+        return tf.cond(is_jpeg, lambda: tf.switch_case(index, jpeg),
+                       lambda: tf.io.decode_png(data, channels=0, dtype=tf.uint8))
 
 
 def _grayscale(image: tf.Tensor) -> tf.Tensor:
     """uint8 [H,W,C] with C in 1..4 (gray, gray+alpha, RGB, RGBA) to float32 gray [H,W,1], alpha over white."""
     import tensorflow as tf
 
-    x = tf.cast(image, tf.float32)
+    def channel(i):  # One channel at a time: a large photo never exists as float RGB.
+        return tf.cast(image[..., i:i + 1], tf.float32)
 
-    def luma(rgb):
-        return tf.reduce_sum(rgb * tf.constant(GRAY_WEIGHTS), axis=-1, keepdims=True)
+    def luma():
+        return channel(0) * GRAY_WEIGHTS[0] + channel(1) * GRAY_WEIGHTS[1] + channel(2) * GRAY_WEIGHTS[2]
 
-    def over_white(gray, alpha):
-        alpha = alpha / 255.0
+    def over_white(gray, alpha_channel):
+        alpha = channel(alpha_channel) / 255.0
         return gray * alpha + 255.0 * (1.0 - alpha)
 
-    branches = [lambda: x[..., :1], lambda: over_white(x[..., :1], x[..., 1:2]),
-                lambda: luma(x[..., :3]), lambda: over_white(luma(x[..., :3]), x[..., 3:4])]
-    return tf.switch_case(tf.shape(x)[-1] - 1, branches)
+    branches = [lambda: channel(0), lambda: over_white(channel(0), 1), luma, lambda: over_white(luma(), 3)]
+    return tf.switch_case(tf.shape(image)[-1] - 1, branches)
 
 
 def _border_mean(gray: tf.Tensor) -> tf.Tensor:
@@ -125,17 +155,8 @@ def to_fashion_mnist(image: tf.Tensor) -> tf.Tensor:
 
 
 def decode_to_fashion_mnist(data: tf.Tensor) -> tf.Tensor:
-    """One encoded PNG or JPEG (scalar string) to uint8 [28,28,1]; refuses other formats and huge images."""
-    import tensorflow as tf
-
-    pixels = header_pixels(data)
-    checks = [tf.debugging.assert_greater_equal(pixels, tf.constant(0, tf.int64),
-                                                message="not a PNG or JPEG image"),
-              tf.debugging.assert_less_equal(pixels, tf.constant(MAX_PIXELS, tf.int64),
-                                             message=f"image has more than {MAX_PIXELS:,} pixels")]
-    with tf.control_dependencies(checks):
-        image = tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
-    return to_fashion_mnist(image)
+    """One encoded PNG or JPEG photo (scalar string) to a Fashion-MNIST image uint8 [28,28,1]."""
+    return to_fashion_mnist(decode(data))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -131,18 +131,20 @@ def misclassified_grid(model, images: np.ndarray, labels: np.ndarray, class_name
 
 
 def model_summary_text(model) -> str:
-    """A markdown table of the model's layers (type, output shape, parameters) with totals, for tf.summary.text."""
+    """A markdown table of the model's layers (type, output shape, dtype policy, parameters) with totals, for
+    tf.summary.text."""
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
     total = model.count_params()
-    rows = ["| layer | type | output shape | parameters |", "| --- | --- | --- | ---: |"]
+    rows = ["| layer | type | output shape | dtype policy | parameters |", "| --- | --- | --- | --- | ---: |"]
     for layer in model.layers:
         try:
             shape = str(tuple(layer.output.shape))
         except (AttributeError, ValueError):
             shape = "?"
+        policy = getattr(getattr(layer, "dtype_policy", None), "name", "?")
         params = layer.count_params() if layer.built else 0
-        rows.append(f"| {layer.name} | {type(layer).__name__} | {shape} | {params:,} |")
-    policy = getattr(getattr(model, "dtype_policy", None), "name", "?")
+        rows.append(f"| {layer.name} | {type(layer).__name__} | {shape} | {policy} | {params:,} |")
+    inputs = tuple(model.input_shape) if hasattr(model, "input_shape") else "?"
     head = (f"**{model.name}**: {total:,} parameters ({trainable:,} trainable, {total - trainable:,} not), "
-            f"dtype policy {policy}, input {tuple(model.input_shape) if hasattr(model, 'input_shape') else '?'}")
+            f"input {inputs}")
     return "\n".join([head, "", *rows])

@@ -14,6 +14,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from fmnist import augment
 from fmnist.dataset import Split
 
 MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST train pixel statistics (of x / 255).
@@ -41,8 +42,13 @@ def _pipeline_batches(indices: tf.Tensor, global_batch: int, ctx: tf.distribute.
 
 
 def train_dataset(split: Split, ctx: tf.distribute.InputContext, *, global_batch: int, seed: int,
-                  steps_per_epoch: int, start_step: int, total_steps: int) -> tf.data.Dataset:
-    """Yields (images float32 [b,28,28,1], labels int32 [b]) for steps start_step..total_steps-1."""
+                  steps_per_epoch: int, start_step: int, total_steps: int,
+                  augment_options: dict | None = None) -> tf.data.Dataset:
+    """Yields (images float32 [b,28,28,1], labels int32 [b]) for steps start_step..total_steps-1.
+
+    `augment_options` (augment.options_from_config) augments each batch with a seed of (seed, global step),
+    drawn for the whole global batch and sliced per replica: the same whatever the resume point or topology.
+    """
     images, labels = tf.constant(split.images), tf.constant(split.labels)
     n = len(split)
     replicas_per_pipeline = global_batch // ctx.num_input_pipelines // ctx.get_per_replica_batch_size(global_batch)
@@ -52,14 +58,22 @@ def train_dataset(split: Split, ctx: tf.distribute.InputContext, *, global_batch
         order = tf.argsort(noise, stable=True)[: steps_per_epoch * global_batch]
         return tf.data.Dataset.from_tensor_slices(_pipeline_batches(order, global_batch, ctx))
 
-    def gather(idx):
-        return normalize(tf.gather(images, idx)), tf.gather(labels, idx)
+    b = ctx.get_per_replica_batch_size(global_batch)
+
+    def gather(k, idx):  # k counts this pipeline's per-replica batches from start_step on.
+        x = tf.gather(images, idx)
+        if augment_options is not None:
+            step = start_step + k // replicas_per_pipeline
+            first_row = (ctx.input_pipeline_id * replicas_per_pipeline + k % replicas_per_pipeline) * b
+            x = augment.augment_batch(x, augment.batch_seed(seed, step), offset=first_row, global_batch=global_batch,
+                                      **augment_options)
+        return normalize(x), tf.gather(labels, idx)
 
     first_epoch, offset = divmod(start_step, steps_per_epoch)
     last_epoch = math.ceil(total_steps / steps_per_epoch)
     ds = tf.data.Dataset.range(first_epoch, last_epoch).flat_map(epoch_batches)
     ds = ds.skip(offset * replicas_per_pipeline).take((total_steps - start_step) * replicas_per_pipeline)
-    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.enumerate().map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 from keras import layers
@@ -10,6 +10,9 @@ from keras import layers
 from fmnist.dataset import IMAGE_SHAPE, NUM_CLASSES
 
 Builder = Callable[..., keras.Model]
+# PyTorch's 0.1 update rate: Keras's 0.99 leaves the running statistics far off for the first ~1000 steps, which
+# made short runs evaluate near chance (measured: bn_cnn 15% test accuracy after 100 steps).
+BN_MOMENTUM = 0.9
 MODELS: dict[str, Builder] = {}
 
 
@@ -49,7 +52,7 @@ def seed_cnn(*, dtype, width: int, depth: int, dropout: float) -> keras.Model:
 
 def _conv_bn_relu(x, filters: int, dtype, stride: int = 1):
     x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, dtype=dtype)(x)
-    x = layers.BatchNormalization(dtype=dtype)(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, dtype=dtype)(x)
     return layers.ReLU(dtype=dtype)(x)
 
 
@@ -72,10 +75,10 @@ def _residual_block(x, filters: int, stride: int, dtype):
     shortcut = x
     y = _conv_bn_relu(x, filters, dtype, stride)
     y = layers.Conv2D(filters, 3, padding="same", use_bias=False, dtype=dtype)(y)
-    y = layers.BatchNormalization(gamma_initializer="zeros", dtype=dtype)(y)
+    y = layers.BatchNormalization(momentum=BN_MOMENTUM, gamma_initializer="zeros", dtype=dtype)(y)
     if stride != 1 or x.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, dtype=dtype)(x)
-        shortcut = layers.BatchNormalization(dtype=dtype)(shortcut)
+        shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, dtype=dtype)(shortcut)
     return layers.ReLU(dtype=dtype)(layers.Add(dtype=dtype)([shortcut, y]))
 
 

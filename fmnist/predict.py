@@ -4,10 +4,9 @@ PATH is an export root (its highest numbered version is used) or one version fol
 colour or grayscale, PNG or JPEG (also GIF, BMP, WebP, TIFF); folders are searched recursively for image files. Each
 image goes to the SavedModel's `classify_bytes` signature, which converts it the way Fashion-MNIST was made
 (fmnist.export.to_fashion_mnist), so predictions here equal those of a server running the same SavedModel.
-Before that, this program reads each file's header with PIL and:
-  * refuses files that are empty, not images, or larger than 50 megapixels (JPEGs: 3,200 megapixels);
-  * decodes JPEGs above 16 megapixels at a reduced scale (PIL's draft mode), and JPEGs with an EXIF rotation
-    upright, and formats other than PNG and JPEG, and sends those as lossless PNG.
+Before that, this program reads each file's header with PIL: it refuses files that are empty, not images, or too
+large (over 50 megapixels once decoded; JPEGs are decoded at 1/2 to 1/8 scale when large), and converts JPEGs with
+an EXIF rotation (upright) and formats other than PNG and JPEG to lossless PNG.
 A file that fails gets one line on stderr and the others still run; the exit code is 1 if any file failed.
 """
 
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import re
 import sys
@@ -26,9 +24,8 @@ from pathlib import Path
 from absl import app, flags
 
 from fmnist.errors import UserError, exit_on_user_error
+from fmnist.export import MAX_PIXELS, jpeg_scale
 
-MAX_PIXELS = 50_000_000       # Refused beyond this (as classify_bytes does), except JPEGs, which are drafted.
-DRAFT_ABOVE = 16_000_000      # JPEGs beyond this are decoded by PIL at 1/2, 1/4 or 1/8 scale.
 MAX_FILE_BYTES = 256 << 20
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 EXIF_ORIENTATION = 0x0112
@@ -64,9 +61,9 @@ def find_images(args: list[str]) -> list[tuple[str, str | None]]:
     return out
 
 
-def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, draft_above: int = DRAFT_ABOVE) -> bytes:
-    """The bytes to send to classify_bytes: the file itself when it is a PNG or an upright JPEG of sensible size,
-    else a lossless PNG made by PIL. Checks the size from the header before decoding anything."""
+def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> bytes:
+    """The bytes to send to classify_bytes: the file itself when it is a PNG or an upright JPEG, else a lossless PNG
+    made by PIL. Checks the size from the header, as classify_bytes does, before anything is decoded."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -87,23 +84,22 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, draft_above: int 
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ImageError("not an image (expected PNG or JPEG)") from None
     width, height = image.size
-    pixels = width * height
-    megapixels = f"{width}x{height} = {pixels / 1e6:.1f} megapixels"
-    if image.format in ("JPEG", "MPO"):
-        if pixels > max_pixels * 64:
-            raise ImageError(f"image of {megapixels} is too large even at 1/8 scale (limit {max_pixels / 1e6:g})")
+    is_jpeg = image.format in ("JPEG", "MPO")
+    scale = jpeg_scale(min(width, height)) if is_jpeg else 1  # As classify_bytes decodes it.
+    pixels = -(-width // scale) * -(-height // scale)
+    if pixels > max_pixels:
+        shrunk = f" even at 1/{scale} scale" if scale > 1 else ""
+        raise ImageError(f"image of {width}x{height} = {width * height / 1e6:.1f} megapixels is too large{shrunk} "
+                         f"(limit {max_pixels / 1e6:g} megapixels)")
+    if is_jpeg:
         try:
             rotated = image.getexif().get(EXIF_ORIENTATION, 1) not in (0, 1)
         except Exception:  # noqa: BLE001 - a broken EXIF block: use the pixels as stored.
             rotated = False
-        if pixels > draft_above:
-            scale = math.sqrt(draft_above / pixels)
-            image.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))
-        elif not rotated:
+        if not rotated:
             return data
+        image.draft(image.mode, (-(-width // scale), -(-height // scale)))  # The same DCT scaling as TensorFlow's.
         return _to_png(image)
-    if pixels > max_pixels:
-        raise ImageError(f"image of {megapixels} is too large (limit {max_pixels / 1e6:g} megapixels)")
     if image.format == "PNG":
         return data
     return _to_png(image)
@@ -152,9 +148,9 @@ class Model:
     """An exported classifier: classify_bytes and the class names, from the SavedModel alone."""
 
     def __init__(self, path: str):
+        self.path = resolve_model_dir(path)  # Before TensorFlow loads: a wrong path is reported at once.
         import tensorflow as tf
 
-        self.path = resolve_model_dir(path)
         try:
             loaded = tf.saved_model.load(str(self.path))
         except (OSError, ValueError, tf.errors.OpError) as e:

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from fmnist import experiment
+from fmnist import experiment, flops
 from fmnist.errors import Interrupted, TrainingError, UserError
 from fmnist.metrics import Summaries, format_duration, write_json_atomic
 from fmnist.preemption import StopRequest
@@ -60,7 +60,8 @@ def run_evals(exp: experiment.Experiment, summaries: Summaries, step: int) -> di
         if r["accuracy_tta"] is not None:
             values[f"{prefix}accuracy_tta_flip"] = r["accuracy_tta"]
         if name == "test":
-            values |= {f"per_class_accuracy/{c}": a for c, a in zip(exp.class_names, r["per_class_accuracy"])}
+            per_class = zip(exp.class_names, r["per_class_accuracy"], strict=True)
+            values |= {f"per_class_accuracy/{c}": a for c, a in per_class}
         summaries.scalars("eval", step, values)
         logging.info("%s at step %d: loss %.4f accuracy %.2f%%", name, step, r["loss"], 100 * r["accuracy"])
     return results
@@ -209,13 +210,14 @@ def _results(exp: experiment.Experiment, p: Progress, start_step: int, resumed: 
     return {
         "eval_accuracy": test["accuracy"], "eval_loss": test["loss"], "eval_count": test["count"],
         "eval_accuracy_tta_flip": test["accuracy_tta"],
-        "per_class_accuracy": dict(zip(exp.class_names, test["per_class_accuracy"])),
+        "per_class_accuracy": dict(zip(exp.class_names, test["per_class_accuracy"], strict=True)),
         "validation_accuracy": p.results.get("validation", {}).get("accuracy"),
         "train_loss": p.train_metrics.get("loss"), "train_accuracy": p.train_metrics.get("accuracy"),
         "train_examples_per_sec": p.timed_steps * c.batch_size / p.timed_time if p.timed_time else None,
         "train_time_s": p.train_time, "wall_time_s": wall,
         "steps": p.step, "start_step": start_step, "epochs": p.step / exp.plan.steps_per_epoch,
         "resumed_from": resumed, "nan_retries": p.nan_retries, "model": c.model,
-        "params": exp.model.count_params(), "precision": exp.precision, "jit_compile": exp.jit_compile,
+        "params": exp.model.count_params(), "forward_flops_per_example": flops.forward_flops_per_example(exp.model),
+        "precision": exp.precision, "jit_compile": exp.jit_compile,
         **exp.runtime.describe(), "weights_fingerprint": exp.weights_fingerprint(), "config": c.to_dict(),
     }

@@ -35,7 +35,7 @@ def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras
           tta_flip: bool = False) -> Loops:
     """Builds the loops; call inside `strategy.scope()` (the metric variables are created here).
 
-    With `tta_flip`, evaluation also averages the logits of each image and its mirror image (`correct_tta`),
+    With `tta_flip`, evaluation also averages the probabilities of each image and its mirror (`correct_tta`),
     reported beside the plain figure, never instead of it.
     """
     train_sums, eval_sums = ReplicaSums(TRAIN_SUMS), ReplicaSums(EVAL_SUMS)
@@ -85,7 +85,7 @@ def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras
         predictions = tf.argmax(logits, -1, output_type=tf.int32)
         correct_tta = 0.0
         if tta_flip:
-            averaged = (logits + logits_of(tf.image.flip_left_right(images))) / 2
+            averaged = tf.nn.softmax(logits) + tf.nn.softmax(logits_of(tf.image.flip_left_right(images)))
             hits = tf.equal(tf.argmax(averaged, -1, output_type=tf.int32), labels)
             correct_tta = tf.reduce_sum(tf.cast(hits, tf.float32) * mask)
         per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)

@@ -92,10 +92,15 @@ def load_python(path: str, function: str, *args):
         raise SweepError(f"{path} is not a file")
     spec = importlib.util.spec_from_file_location(f"_sweep_{file.stem}", file)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not hasattr(module, function):
-        raise SweepError(f"{path} defines no {function}()")
-    return getattr(module, function)(*args)
+    try:
+        spec.loader.exec_module(module)
+        if not hasattr(module, function):
+            raise SweepError(f"{path} defines no {function}()")
+        return getattr(module, function)(*args)
+    except SweepError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any error in the user's file becomes one line.
+        raise SweepError(f"{path}: {type(e).__name__}: {e}") from None
 
 
 def load_base_config(config_arg: str) -> dict:

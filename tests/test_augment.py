@@ -112,11 +112,3 @@ def test_works_inside_tf_data(batch):
     ds = ds.map(lambda k, x: augment.augment_batch(x, augment.batch_seed(0, k), **ALL_ON))
     first, second = [b.numpy() for b in ds]
     assert np.array_equal(first, run(batch, step=0, **ALL_ON)) and np.array_equal(second, run(batch, step=1, **ALL_ON))
-
-
-def test_flip_tta_logits_average_probabilities():
-    images = tf.random.stateless_uniform([4, 28, 28, 1], [0, 1])
-    weights = tf.random.stateless_normal([28 * 28, 10], [0, 2])
-    fn = lambda x: tf.reshape(x, [4, -1]) @ weights  # noqa: E731
-    probs = (tf.nn.softmax(fn(images)) + tf.nn.softmax(fn(tf.reverse(images, [2])))) / 2
-    np.testing.assert_allclose(tf.nn.softmax(augment.flip_tta_logits(fn, images)), probs, rtol=1e-5, atol=1e-6)

@@ -38,7 +38,7 @@ def test_two_replicas_match_one_replica(tmp_path):
     one_losses, one_weights = _train(_config(strategy="default", **same), tmp_path / "one")
     two_losses, two_weights = _train(_config(strategy="mirrored", num_cpu_devices=2, **same), tmp_path / "two")
     np.testing.assert_allclose(one_losses, two_losses, rtol=1e-5)
-    for a, b in zip(one_weights, two_weights):
+    for a, b in zip(one_weights, two_weights, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5)
 
 

@@ -65,7 +65,8 @@ def test_sigterm_saves_and_resume_continues(tmp_path):
     assert "fmnist: stopped: SIGTERM at step" in out and "re-run the same command to resume" in out
     stopped_at = _latest_step(tmp_path)
     assert stopped_at >= 60
-    again = run_main("--config=configs/smoke.py", f"--workdir={tmp_path}", f"--config.num_train_steps={stopped_at + 20}")
+    again = run_main("--config=configs/smoke.py", f"--workdir={tmp_path}",
+                     f"--config.num_train_steps={stopped_at + 20}")
     assert again.returncode == 0, again.stderr[-3000:]
     assert read_results(tmp_path)["start_step"] == stopped_at
 

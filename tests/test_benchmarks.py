@@ -1,0 +1,102 @@
+"""benchmarks/ at a tiny size: the scripts run as subprocesses and write well-formed outputs. Timings are never
+asserted (they depend on the machine and its load)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import common, report
+
+ROOT = Path(__file__).resolve().parents[1]
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+TINY = ["--steps=3", "--repeats=2", "--warmup=1", "--batch_sizes=32", "--precisions=float32", "--jit_compile=false",
+        "--strategies=default,mirrored:2", "--steps_per_loop=2", "--eval_steps=2", "--compare_examples=256",
+        "--compare_rounds=2", "--contenders=fmnist,keras_fit,torch_float32,torch_bf16", "--peak_size=256",
+        "--peak_repeats=2"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.step_time", f"--output={out}", *TINY], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+def test_results_json(tiny_run):
+    out, _ = tiny_run
+    results = json.loads((out / "results.json").read_text())
+    assert {"meta", "flags", "peaks", "cells", "comparison", "duration_s"} <= set(results)
+    assert set(results["peaks"]) == {"float32", "bfloat16"}
+    assert results["peaks"]["float32"]["flops_per_sec"]["median"] > 0
+    cells = results["cells"]
+    assert [c.get("error") for c in cells] == [None, None]
+    assert [(c["strategy"], c["num_replicas"]) for c in cells] == [("default", 1), ("mirrored", 2)]
+    for c in cells:
+        for key in ("step_time_ms", "train_examples_per_sec", "eval_examples_per_sec", "pipeline_examples_per_sec"):
+            assert set(c[key]) == {"median", "min", "max", "n", "spread_pct", "samples"} and c[key]["n"] == 2
+        assert c["forward_flops_per_example"] == 5_319_626
+        assert c["train_flops_per_example"] == 3 * 5_319_626
+        assert c["flop_utilisation_pct"] > 0 and c["pipeline_over_train"] > 0
+        assert c["nonfinite_steps"] == 0
+    comparison = results["comparison"]
+    expected = {"fmnist", "keras_fit"} | ({"torch_float32", "torch_bf16"} if HAS_TORCH else set())
+    assert {k for k, v in comparison["contenders"].items() if "examples_per_sec" in v} == expected
+    assert all(len(v["seconds"]) == 2 for k, v in comparison["contenders"].items() if k in expected)
+    assert comparison["ratios"]["fmnist / keras_fit"] > 0
+    if HAS_TORCH:
+        assert comparison["ratios"]["torch_best"] in ("torch_float32", "torch_bf16")
+        assert comparison["ratios"]["fmnist / torch_best"] > 0
+
+
+def test_markdown_and_console(tiny_run):
+    out, proc = tiny_run
+    text = (out / "results.md").read_text()
+    assert "| model | batch | precision | XLA | strategy | replicas |" in text
+    assert text.count("\n| seed_cnn | 32 | float32 | no |") == 2
+    assert "## Side by side" in text and "fmnist / keras_fit" in text
+    assert "## Training step time" in proc.stdout
+    assert "Cell 2/2" in proc.stderr  # Progress.
+
+
+def test_chart(tiny_run):
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    with Image.open(tiny_run[0] / "results.png") as image:
+        image.verify()
+        assert image.format == "PNG" and image.size[0] > 100
+
+
+def test_forward_flops_counts_the_seed_cnn():
+    from fmnist import flops, models
+
+    model = models.build("seed_cnn")
+    macs = 0
+    for layer in model.layers:
+        if layer.__class__.__name__ == "Conv2D":
+            _, h, w, c = layer.output.shape
+            kh, kw = layer.kernel_size
+            macs += h * w * c * kh * kw * layer.input.shape[-1]
+        elif layer.__class__.__name__ == "Dense":
+            macs += layer.input.shape[-1] * layer.units
+    assert 2 * macs == 5_262_080
+    # The profiler adds the bias adds (29,514) and the max pooling (28,032) to the 2 x MACs.
+    assert flops.forward_flops_per_example(model) == 2 * macs + 29_514 + 28_032
+    assert flops.train_flops_per_example(model) == 3 * flops.forward_flops_per_example(model)
+
+
+def test_report_helpers():
+    rate = {"fmnist": 300.0, "keras_fit": 100.0, "torch_float32": 50.0, "torch_bf16": 150.0}
+    table = {k: {"examples_per_sec": {"median": v}} for k, v in rate.items()} | {"fmnist_float32": {"error": "x"}}
+    r = report.ratios(table)
+    assert r == {"torch_best": "torch_bf16", "fmnist / keras_fit": 3.0, "fmnist / torch_best": 2.0}
+    assert report.peak_dtypes(["float32", "mixed_float16"]) == ["float32", "bfloat16", "float16"]
+    assert common.rotated(["a", "b", "c"], 1) == ["b", "c", "a"] and common.rotated([], 3) == []
