@@ -52,6 +52,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.checkpoint_every_steps = 0  # 0 = after every epoch (and always at the end).
     c.keep_checkpoints = 3
     c.log_every_steps = 0         # 0 = once per inner loop.
+    c.profile_steps = ""          # "START,END": TensorFlow profiler trace of those steps (TensorBoard's profile tab).
 
     # Reliability.
     c.deterministic = False       # Op determinism: a killed and resumed run ends bit-identical to an unbroken one.

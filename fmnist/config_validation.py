@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fmnist import models
 from fmnist.errors import ConfigError
 from fmnist.precision import JIT_VALUES, PRECISIONS, normalize_jit
@@ -47,6 +49,8 @@ def validate(config) -> None:
         raise ConfigError(f"config.augment_crop_padding={config.augment_crop_padding!r} must be in [0, 28)")
     if not 0 <= config.augment_erasing <= 1:
         raise ConfigError(f"config.augment_erasing={config.augment_erasing!r} must be in [0, 1]")
+    if config.profile_steps and not re.fullmatch(r"\d+,\d+", config.profile_steps.replace(" ", "")):
+        raise ConfigError(f"config.profile_steps={config.profile_steps!r} must be 'START,END' (steps), e.g. '100,120'")
     if not 0 < config.nan_lr_factor <= 1:
         raise ConfigError(f"config.nan_lr_factor={config.nan_lr_factor!r} must be in (0, 1]")
     if not 0 <= config.dropout < 1:

@@ -52,6 +52,10 @@ class Summaries:
             for name, value in values.items():
                 tf.summary.scalar(name, value)
 
+    def image(self, kind: str, step: int, name: str, image) -> None:
+        with self.writers[kind].as_default(step=step):
+            tf.summary.image(name, image, max_outputs=1)
+
     def text(self, kind: str, step: int, name: str, markdown: str) -> None:
         with self.writers[kind].as_default(step=step):
             tf.summary.text(name, markdown)

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from fmnist import experiment, flops
+from fmnist import augment, experiment, flops, images
 from fmnist.errors import Interrupted, TrainingError, UserError
 from fmnist.metrics import Summaries, format_duration, write_json_atomic
 from fmnist.preemption import StopRequest
@@ -62,9 +62,55 @@ def run_evals(exp: experiment.Experiment, summaries: Summaries, step: int) -> di
         if name == "test":
             per_class = zip(exp.class_names, r["per_class_accuracy"], strict=True)
             values |= {f"per_class_accuracy/{c}": a for c, a in per_class}
+            if exp.runtime.is_chief:
+                _eval_images(exp, summaries, step, r["confusion"])
         summaries.scalars("eval", step, values)
         logging.info("%s at step %d: loss %.4f accuracy %.2f%%", name, step, r["loss"], 100 * r["accuracy"])
     return results
+
+
+def _eval_images(exp: experiment.Experiment, summaries: Summaries, step: int, confusion) -> None:
+    """The confusion matrix and a grid of misclassified test images, for TensorBoard's images tab."""
+    summaries.image("eval", step, "confusion_matrix", images.confusion_matrix_image(confusion, exp.class_names))
+    test = exp.splits["test"]
+    summaries.image("eval", step, "misclassified",
+                    images.misclassified_grid(exp.model, test.images, test.labels, exp.class_names))
+
+
+def _start_images(exp: experiment.Experiment, summaries: Summaries, step: int) -> None:
+    """The model summary, and a grid of training examples as the model sees them (after augmentation)."""
+    c, train = exp.config, exp.splits["train"]
+    summaries.text("train", step, "model", images.model_summary_text(exp.model))
+    x, y = train.images[:32], train.labels[:32]
+    if augment.augment_config_active(c):
+        x = augment.augment_batch(tf.constant(x), augment.batch_seed(c.seed, step), offset=0, global_batch=len(x),
+                                  **augment.options_from_config(c)).numpy()
+    summaries.image("train", step, "training_examples",
+                    images.image_grid(x, [exp.class_names[i] for i in y], columns=8))
+
+
+class Profiler:
+    """Records a TensorFlow profiler trace over config.profile_steps ("START,END"), at inner-loop granularity."""
+
+    def __init__(self, spec: str, logdir):
+        self.range = tuple(int(s) for s in spec.replace(" ", "").split(",")) if spec else None
+        self.logdir, self.active = str(logdir), False
+
+    def update(self, step: int) -> None:
+        if self.range is None:
+            return
+        start, end = self.range
+        if not self.active and start <= step < end:
+            tf.profiler.experimental.start(self.logdir)
+            self.active = True
+        elif self.active and step >= end:
+            self.stop()
+
+    def stop(self) -> None:
+        if self.active:
+            tf.profiler.experimental.stop()
+            self.active = False
+            logging.info("Profiler trace written under %s (TensorBoard's profile tab)", self.logdir)
 
 
 def _healthy(exp: experiment.Experiment, sums: dict, steps: int) -> bool:
@@ -111,9 +157,18 @@ def _train_one_loop(exp: experiment.Experiment, iterator, p: Progress, stop: int
 
 
 def run_training(exp: experiment.Experiment, summaries: Summaries, stop_request: StopRequest, p: Progress) -> None:
-    c, plan, rt = exp.config, exp.plan, exp.runtime
     iterator = exp.train_iterator(p.step)
+    profiler = Profiler(exp.config.profile_steps if exp.runtime.is_chief else "", summaries.logdir / "train")
+    try:
+        _loop(exp, summaries, stop_request, p, iterator, profiler)
+    finally:
+        profiler.stop()
+
+
+def _loop(exp, summaries: Summaries, stop_request: StopRequest, p: Progress, iterator, profiler: Profiler) -> None:
+    c, plan, rt = exp.config, exp.plan, exp.runtime
     while p.step < plan.total_steps:
+        profiler.update(p.step)
         if stop_request.agreed(rt.strategy, rt.num_workers):
             exp.checkpoints.save(p.step)
             raise Interrupted(f"{stop_request.signal_name or 'a peer worker'} at step {p.step}; checkpoint saved in "
@@ -164,6 +219,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
             write_json_atomic(exp.workdir / "config.json", config.to_dict())
             summaries.text("train", start_step, "config", f"```\n{config}\n```")
             summaries.text("train", start_step, "runtime", f"```\n{rt.describe()}\n```")
+            _start_images(exp, summaries, start_step)
         logging.info("Model %s: %s parameters; %d steps of %d per epoch", config.model,
                      f"{exp.model.count_params():,}", exp.plan.total_steps, exp.plan.steps_per_epoch)
         run_training(exp, summaries, stop_request, p)

@@ -38,7 +38,9 @@ def test_tensorboard_events_have_the_tags(smoke_run):
     workdir, _ = smoke_run
     train = _tags(workdir / "tensorboard" / "train")
     assert {"loss", "accuracy", "learning_rate", "examples_per_sec", "step_time_ms"} <= train
-    assert {"loss", "accuracy", "per_class_accuracy/Shirt"} <= _tags(workdir / "tensorboard" / "eval")
+    assert {"config", "runtime", "model", "training_examples"} <= train
+    evals = _tags(workdir / "tensorboard" / "eval")
+    assert {"loss", "accuracy", "per_class_accuracy/Shirt", "confusion_matrix", "misclassified"} <= evals
 
 
 def test_rerun_resumes_and_trains_no_further(smoke_run):
