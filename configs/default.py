@@ -49,6 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     # Evaluation, checkpoints, logging.
     c.eval_every_steps = 0        # 0 = after every epoch (and always at the end).
+    c.target_accuracy = 0.0       # >0: stop at the first evaluation with test accuracy >= this (time to accuracy).
     c.checkpoint_every_steps = 0  # 0 = after every epoch (and always at the end).
     c.keep_checkpoints = 3
     c.log_every_steps = 0         # 0 = once per inner loop.

@@ -53,6 +53,8 @@ def validate(config) -> None:
         raise ConfigError(f"config.profile_steps={config.profile_steps!r} must be 'START,END' (steps), e.g. '100,120'")
     if not 0 < config.nan_lr_factor <= 1:
         raise ConfigError(f"config.nan_lr_factor={config.nan_lr_factor!r} must be in (0, 1]")
+    if not 0 <= config.target_accuracy < 1:
+        raise ConfigError(f"config.target_accuracy={config.target_accuracy!r} must be in [0, 1) (0 = off)")
     if not 0 <= config.dropout < 1:
         raise ConfigError(f"config.dropout={config.dropout!r} must be in [0, 1)")
     if not 0 <= config.label_smoothing < 1:

@@ -28,6 +28,9 @@ class Progress:
     timed_steps: int = 0
     loops_run: int = 0
     nan_retries: int = 0
+    time_to_target: float | None = None   # Training seconds (evaluation excluded) to reach config.target_accuracy.
+    target_step: int | None = None
+    eval_time: float = 0.0
     faults_injected: int = 0
     train_metrics: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)
@@ -190,7 +193,15 @@ def _loop(exp, summaries: Summaries, stop_request: StopRequest, p: Progress, ite
                      f"{p.train_metrics['examples_per_sec']:,.0f}",
                      format_duration((plan.total_steps - p.step) * step_time))
         if p.step % plan.eval_every == 0 or p.step == plan.total_steps:
+            t0 = time.perf_counter()
             p.results = run_evals(exp, summaries, p.step)
+            p.eval_time += time.perf_counter() - t0
+            if c.target_accuracy and p.results["test"]["accuracy"] >= c.target_accuracy:
+                p.time_to_target, p.target_step = p.train_time, p.step
+                logging.info("Reached target accuracy %.2f%% at step %d after %.1f s of training",
+                             100 * c.target_accuracy, p.step, p.train_time)
+                exp.checkpoints.save(p.step)
+                return
         if p.step % plan.checkpoint_every == 0 or p.step == plan.total_steps:
             exp.checkpoints.save(p.step)  # Only ever a healthy state.
 
@@ -272,7 +283,9 @@ def _results(exp: experiment.Experiment, p: Progress, start_step: int, resumed: 
         "train_examples_per_sec": p.timed_steps * c.batch_size / p.timed_time if p.timed_time else None,
         "train_time_s": p.train_time, "wall_time_s": wall,
         "steps": p.step, "start_step": start_step, "epochs": p.step / exp.plan.steps_per_epoch,
-        "resumed_from": resumed, "nan_retries": p.nan_retries, "model": c.model,
+        "resumed_from": resumed, "nan_retries": p.nan_retries, "eval_time_s": p.eval_time,
+        "target_accuracy": c.target_accuracy or None, "time_to_target_s": p.time_to_target,
+        "target_step": p.target_step, "model": c.model,
         "params": exp.model.count_params(), "forward_flops_per_example": flops.forward_flops_per_example(exp.model),
         "precision": exp.precision, "jit_compile": exp.jit_compile,
         **exp.runtime.describe(), "weights_fingerprint": exp.weights_fingerprint(), "config": c.to_dict(),

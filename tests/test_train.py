@@ -1,5 +1,7 @@
 """End to end: a real smoke training as a subprocess, its outputs, and resuming it."""
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -70,8 +72,6 @@ def test_eval_mode_evaluates_the_checkpoint_without_training(smoke_run):
     proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}", "--mode=eval", "--config.tta_flip=true",
                     f"--config.num_train_steps={trained['steps']}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    import json
-
     ev = json.loads((workdir / "eval_results.json").read_text())["test"]
     assert ev["step"] == trained["steps"] and ev["count"] == 10000
     assert ev["accuracy"] == pytest.approx(trained["eval_accuracy"], abs=1e-6)
@@ -81,3 +81,16 @@ def test_eval_mode_evaluates_the_checkpoint_without_training(smoke_run):
 def test_eval_mode_without_checkpoint_is_one_line(tmp_path):
     proc = run_main("--config=configs/smoke.py", f"--workdir={tmp_path}", "--mode=eval")
     assert proc.returncode == 2 and "has no checkpoint to evaluate" in proc.stderr
+
+
+def test_target_accuracy_stops_at_the_first_evaluation_reaching_it(tmp_path):
+    """Evaluations every 40 steps; the run must stop at the first one at or above the target, not later."""
+    proc = run_main("--config=configs/smoke.py", f"--workdir={tmp_path}", "--config.eval_every_steps=40",
+                    "--config.target_accuracy=0.75", "--config.num_train_steps=400")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = read_results(tmp_path)
+    evals = [(int(s), float(a)) for s, a in re.findall(r"test at step (\d+): loss \S+ accuracy ([\d.]+)%", proc.stderr)]
+    first = next(step for step, acc in evals if acc >= 75.0)
+    assert r["target_step"] == first == r["steps"] == evals[-1][0] and first < 400
+    assert all(acc < 75.0 for step, acc in evals if step < first)
+    assert 0 < r["time_to_target_s"] <= r["train_time_s"] and r["eval_time_s"] > 0
