@@ -56,6 +56,14 @@ class Summaries:
         with self.writers[kind].as_default(step=step):
             tf.summary.image(name, image, max_outputs=1)
 
+    def hparams(self, values: dict) -> None:
+        """The config and resolved runtime for TensorBoard's HParams dashboard (train run)."""
+        from tensorboard.plugins.hparams import api as hp
+
+        scalars = {k: v for k, v in values.items() if isinstance(v, (bool, int, float, str))}
+        with self.writers["train"].as_default():
+            hp.hparams(scalars)
+
     def text(self, kind: str, step: int, name: str, markdown: str) -> None:
         with self.writers[kind].as_default(step=step):
             tf.summary.text(name, markdown)

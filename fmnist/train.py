@@ -36,6 +36,11 @@ class Progress:
     results: dict = field(default_factory=dict)
 
 
+def flat_config(config) -> dict:
+    """Top-level config values as HParams accepts them."""
+    return {k: v for k, v in config.items() if isinstance(v, (bool, int, float, str))}
+
+
 def check_compatible(exp: experiment.Experiment) -> None:
     """Refuses to resume a workdir written with a different model or optimizer state layout."""
     path = exp.workdir / "config.json"
@@ -182,10 +187,11 @@ def _loop(exp, summaries: Summaries, stop_request: StopRequest, p: Progress, ite
             iterator = _recover(exp, p, stop)
             continue
         step_time = sums["seconds"] / (stop - p.step)
-        p.train_metrics = {"loss": sums["loss"] / sums["count"], "accuracy": sums["correct"] / sums["count"],
-                           "learning_rate": float(tf.convert_to_tensor(exp.optimizer.learning_rate)),
-                           "examples_per_sec": c.batch_size / step_time, "step_time_ms": 1000 * step_time,
-                           "nonfinite_steps": sums["nonfinite_steps"]}
+        metrics = {"loss": sums["loss"] / sums["count"], "accuracy": sums["correct"] / sums["count"],
+                   "learning_rate": tf.convert_to_tensor(exp.optimizer.learning_rate),
+                   "examples_per_sec": c.batch_size / step_time, "step_time_ms": 1000 * step_time,
+                   "nonfinite_steps": sums["nonfinite_steps"]}
+        p.train_metrics = {k: float(v) for k, v in metrics.items()}  # Plain floats: they go into results.json.
         p.step = stop
         summaries.scalars("train", p.step, p.train_metrics)
         logging.info("step %d/%d (epoch %.2f) loss %.4f acc %.2f%% %s ex/s ETA %s", p.step, plan.total_steps,
@@ -231,6 +237,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
             summaries.text("train", start_step, "config", f"```\n{config}\n```")
             summaries.text("train", start_step, "runtime", f"```\n{rt.describe()}\n```")
             _start_images(exp, summaries, start_step)
+            resolved = {"resolved_precision": exp.precision, "resolved_jit_compile": exp.jit_compile}
+            summaries.hparams(flat_config(config) | resolved | {f"runtime_{k}": str(v) if isinstance(v, list) else v
+                                                                for k, v in rt.describe().items()})
         logging.info("Model %s: %s parameters; %d steps of %d per epoch", config.model,
                      f"{exp.model.count_params():,}", exp.plan.total_steps, exp.plan.steps_per_epoch)
         run_training(exp, summaries, stop_request, p)

@@ -80,3 +80,9 @@ def test_no_local_files_and_no_network_says_how_to_get_data(tmp_path, monkeypatc
     monkeypatch.setattr(dataset, "DEBIAN_DIR", str(tmp_path / "absent"))
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
         dataset.prepare(str(tmp_path / "tfds"))
+
+
+def test_unwritable_data_dir_is_one_clear_error(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(DataError, match=r"cannot write the data dir .*pass a writable one with --config.data_dir"):
+        dataset.prepare(str(tmp_path / "file" / "tfds"))

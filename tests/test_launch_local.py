@@ -179,3 +179,34 @@ def test_free_ports_are_distinct_and_bindable():
 def test_tf_config_names_every_worker_and_this_task():
     cfg = json.loads(local.tf_config(["localhost:1", "localhost:2"], 1))
     assert cfg == {"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", "index": 1}}
+
+
+def _launch(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(launcher_cmd(workdir, "--config.steps_per_loop=20", "--config.eval_every_steps=40",
+                                       "--config.checkpoint_every_steps=40", *args),
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+@pytest.mark.parametrize(("precision", "jit"), [("float32", "true"), ("mixed_bfloat16", "true"),
+                                                ("mixed_float16", "false"), ("mixed_float16", "true")])
+def test_two_workers_train_with_every_precision_and_xla(tmp_path, precision, jit):
+    """The default (auto: bfloat16 here, no XLA) is above; these are the other precision x XLA corners."""
+    proc = _launch(tmp_path, "--config.num_train_steps=40", f"--config.precision={precision}",
+                   f"--config.jit_compile={jit}")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    prints = FINGERPRINT.findall(proc.stdout)
+    assert len(prints) == 2 and len({fp for _, _, fp in prints}) == 1, prints
+    r = json.loads((tmp_path / "results.json").read_text())
+    assert (r["precision"], r["jit_compile"], r["num_replicas"]) == (precision, jit == "true", 2)
+    assert r["train_loss"] < 1.0 and r["eval_accuracy"] > 0.6, r
+
+
+def test_relaunched_workers_resume_from_the_last_checkpoint(tmp_path):
+    first = _launch(tmp_path, "--config.num_train_steps=40")
+    assert first.returncode == 0, first.stdout[-4000:]
+    again = _launch(tmp_path, "--config.num_train_steps=80")
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert re.search(r"^\[worker 1\] .*Resumed from .*ckpt-40$", again.stdout, re.M), again.stdout[-4000:]
+    r = json.loads((tmp_path / "results.json").read_text())
+    assert (r["start_step"], r["steps"]) == (40, 80)

@@ -26,6 +26,7 @@ def _tags(logdir: Path) -> set[str]:
 def test_smoke_run_trains_and_reports(smoke_run):
     workdir, proc = smoke_run
     r = read_results(workdir)
+    assert isinstance(r["train_loss"], float) and r["train_loss"] < 1.0
     assert r["eval_accuracy"] > 0.70  # Chance is 0.10; 200 steps of the seed CNN reach about 0.84.
     assert r["eval_count"] == 10000
     assert r["steps"] == 200 and r["model"] == "seed_cnn"
@@ -40,7 +41,7 @@ def test_tensorboard_events_have_the_tags(smoke_run):
     workdir, _ = smoke_run
     train = _tags(workdir / "tensorboard" / "train")
     assert {"loss", "accuracy", "learning_rate", "examples_per_sec", "step_time_ms"} <= train
-    assert {"config", "runtime", "model", "training_examples"} <= train
+    assert {"config", "runtime", "model", "training_examples", "_hparams_/session_start_info"} <= train
     evals = _tags(workdir / "tensorboard" / "eval")
     assert {"loss", "accuracy", "per_class_accuracy/Shirt", "confusion_matrix", "misclassified"} <= evals
 
