@@ -1,8 +1,10 @@
-"""The seed CNN on a CPU: what `make train` runs.
+"""The seed CNN on a CPU: what `make train` runs (15 epochs, cosine decay, precision/XLA `auto`).
 
   python -m fmnist.main --config=configs/cpu.py --workdir=runs/cpu
 
-Measured: see README.md's results table (filled from results.json of this command).
+Measured 2026-11-24 on this project's 2-core CPU (AMD Zen 5, AVX512_BF16; `auto` resolved to mixed_bfloat16,
+no XLA), seed 0, via `make train`: 91.94% test accuracy, 78.4 s of training (results.json train_time_s),
+11,563 examples/s, 91 s for the whole `make train` with the set-up already done.
 """
 
 from configs import default
