@@ -37,7 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.strategy = "auto"           # auto | default | one_device | mirrored | multi_worker | tpu.
     c.tpu = ""                    # TPU name or 'local' for TPUStrategy.
     c.num_cpu_devices = 0         # >1 splits the CPU into N logical devices (MirroredStrategy as on N GPUs).
-    c.steps_per_loop = 50         # Training steps per tf.function call (the inner loop).
+    c.steps_per_loop = 50         # Training steps per tf.function call (the inner loop); one log line each.
 
     # Data.
     c.data_dir = ""               # TFDS data dir ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets).
@@ -53,7 +53,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.target_accuracy = 0.0       # >0: stop at the first evaluation with test accuracy >= this (time to accuracy).
     c.checkpoint_every_steps = 0  # 0 = after every epoch (and always at the end).
     c.keep_checkpoints = 3
-    c.log_every_steps = 0         # 0 = once per inner loop.
     c.profile_steps = ""          # "START,END": TensorFlow profiler trace of those steps (TensorBoard's profile tab).
 
     # Reliability.

@@ -40,7 +40,7 @@ def validate(config) -> None:
     for key in ("batch_size", "steps_per_loop", "keep_checkpoints", "fault_nan_repeats"):
         _at_least(config, key, 1)
     for key in ("model_width", "model_depth", "num_cpu_devices", "validation_size", "eval_every_steps",
-                "checkpoint_every_steps", "log_every_steps", "weight_decay", "label_smoothing", "warmup_epochs",
+                "checkpoint_every_steps", "weight_decay", "label_smoothing", "warmup_epochs",
                 "scale_lr_with_batch", "nan_max_retries"):
         _at_least(config, key, 0)
     if config.learning_rate <= 0:
