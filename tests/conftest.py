@@ -28,6 +28,17 @@ def splits():
     return dataset.load()
 
 
+@pytest.fixture(scope="session")
+def trained_smoke(tmp_path_factory) -> Path:
+    """A real smoke training run (200 steps, about 84% test accuracy), trained once per session and shared by the
+    export and predict tests (which must not change it)."""
+    workdir = tmp_path_factory.getbasetemp() / "smoke-run"
+    if not (workdir / "results.json").is_file():
+        proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir
+
+
 def run_main(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """Runs `python -m fmnist.main ARGS` from the repository root and returns the finished process."""
     return subprocess.run([sys.executable, "-m", "fmnist.main", *args], cwd=ROOT, capture_output=True, text=True,

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT, run_main
+from conftest import ROOT
 from PIL import Image
 
 from fmnist import export
@@ -33,14 +33,8 @@ def png(array: np.ndarray) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    """A real smoke training run (200 steps, about 84% test accuracy), trained once per session: test_predict.py
-    uses the same one (and exports elsewhere)."""
-    workdir = tmp_path_factory.getbasetemp() / "smoke-run"
-    if not (workdir / "results.json").is_file():
-        proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}")
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return workdir
+def run(trained_smoke) -> Path:
+    return trained_smoke
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT, run_main
+from conftest import ROOT
 from PIL import Image
 
 from fmnist import export, predict
@@ -74,13 +74,8 @@ def run_predict(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    """A real smoke training run, trained once per session (test_export.py uses the same one)."""
-    workdir = tmp_path_factory.getbasetemp() / "smoke-run"
-    if not (workdir / "results.json").is_file():
-        proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}")
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return workdir
+def run(trained_smoke) -> Path:
+    return trained_smoke
 
 
 @pytest.fixture(scope="module")
