@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 PEAK_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
@@ -40,13 +38,6 @@ def ratios(contenders: dict) -> dict:
         if a in rate and b in rate:
             out[name] = rate[a] / rate[b]
     return out
-
-
-def write_json(path: Path, results: dict) -> None:
-    """Atomically: a run interrupted half-way leaves the previous complete file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def _num(value, digits: int = 0) -> str:

@@ -29,6 +29,7 @@ from absl import app, flags, logging
 
 from benchmarks import common, contenders, report
 from benchmarks.cell import CellSpec
+from fmnist.metrics import write_json_atomic
 from fmnist.precision import PRECISIONS, normalize_jit
 
 TRAIN_EXAMPLES = 60000
@@ -247,7 +248,7 @@ def main(argv: list[str]) -> None:
 
     def save(**parts) -> None:
         results.update(parts, duration_s=time.monotonic() - t0)
-        report.write_json(out / "results.json", results)
+        write_json_atomic(out / "results.json", results)  # An interrupted run keeps the last complete file.
 
     if _PEAK_SIZE.value > 0:
         save(peaks=run_peak(logs, report.peak_dtypes([s.precision for s in specs])))

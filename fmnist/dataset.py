@@ -28,6 +28,8 @@ ENV_DIR = "FASHION_MNIST_DIR"
 DATASET = "fashion_mnist"
 DOWNLOAD_HOST = "fashion-mnist.s3-website.eu-central-1.amazonaws.com"
 NUM_CLASSES = 10
+# Fashion-MNIST's labels, in label order, as TFDS names them (tests check `load` returns exactly these).
+CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 IMAGE_SHAPE = (28, 28, 1)
 
 # SHA-256 and size of the decompressed IDX files (identical for the Zalando and the Debian .gz files).

@@ -25,13 +25,12 @@ from typing import TYPE_CHECKING
 
 from absl import app, flags
 
+from fmnist.dataset import CLASS_NAMES
 from fmnist.errors import UserError, exit_on_user_error
 
 if TYPE_CHECKING:  # TensorFlow loads lazily, so that the command line reports a mistake at once.
     import tensorflow as tf
 
-# Fashion-MNIST's labels, in label order (as TFDS names them).
-CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 IMAGE_SIZE = 28
 MAX_PIXELS = 50_000_000  # classify_bytes refuses larger decoded images (read from the header, before decoding).
 JPEG_MIN_SIDE = 256      # JPEGs are decoded at the smallest 1/2^k scale (k <= 3) that keeps the short side this long.

@@ -57,12 +57,11 @@ class Summaries:
             tf.summary.image(name, image, max_outputs=1)
 
     def hparams(self, values: dict) -> None:
-        """The config and resolved runtime for TensorBoard's HParams dashboard (train run)."""
+        """The config and resolved runtime (bool, int, float or str values) for TensorBoard's HParams dashboard."""
         from tensorboard.plugins.hparams import api as hp
 
-        scalars = {k: v for k, v in values.items() if isinstance(v, (bool, int, float, str))}
         with self.writers["train"].as_default():
-            hp.hparams(scalars)
+            hp.hparams(values)
 
     def text(self, kind: str, step: int, name: str, markdown: str) -> None:
         with self.writers[kind].as_default(step=step):

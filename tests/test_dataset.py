@@ -15,6 +15,7 @@ def test_splits_are_complete_and_balanced(splits):
     data, names = splits
     assert len(data["train"]) == 60000 and len(data["test"]) == 10000
     assert len(names) == 10 and names[0] == "T-shirt/top" and names[9] == "Ankle boot"
+    assert names == list(dataset.CLASS_NAMES)
     for split, per_class in (("train", 6000), ("test", 1000)):
         s = data[split]
         assert s.images.shape == (len(s), 28, 28, 1) and s.images.dtype == np.uint8
