@@ -11,9 +11,9 @@ import tensorflow as tf
 from absl import logging
 
 from fmnist import augment, experiment, flops, images
-from fmnist.errors import Interrupted, TrainingError, UserError
+from fmnist.errors import TrainingError, UserError
 from fmnist.metrics import Summaries, format_duration, write_json_atomic
-from fmnist.preemption import StopRequest
+from fmnist.preemption import Preemption
 from fmnist.workdir_lock import WorkdirLock
 
 # Keys that fix the shape of the checkpointed state: resuming with other values would be wrong.
@@ -164,23 +164,20 @@ def _train_one_loop(exp: experiment.Experiment, iterator, p: Progress, stop: int
     return sums
 
 
-def run_training(exp: experiment.Experiment, summaries: Summaries, stop_request: StopRequest, p: Progress) -> None:
+def run_training(exp: experiment.Experiment, summaries: Summaries, preemption: Preemption, p: Progress) -> None:
     iterator = exp.train_iterator(p.step)
     profiler = Profiler(exp.config.profile_steps if exp.runtime.is_chief else "", summaries.logdir / "train")
     try:
-        _loop(exp, summaries, stop_request, p, iterator, profiler)
+        _loop(exp, summaries, preemption, p, iterator, profiler)
     finally:
         profiler.stop()
 
 
-def _loop(exp, summaries: Summaries, stop_request: StopRequest, p: Progress, iterator, profiler: Profiler) -> None:
-    c, plan, rt = exp.config, exp.plan, exp.runtime
+def _loop(exp, summaries: Summaries, preemption: Preemption, p: Progress, iterator, profiler: Profiler) -> None:
+    c, plan = exp.config, exp.plan
     while p.step < plan.total_steps:
         profiler.update(p.step)
-        if stop_request.agreed(rt.strategy, rt.num_workers):
-            exp.checkpoints.save(p.step)
-            raise Interrupted(f"{stop_request.signal_name or 'a peer worker'} at step {p.step}; checkpoint saved in "
-                              f"{exp.checkpoints.save_directory}; re-run the same command to resume")
+        preemption.check(p.step)  # Saves and raises Interrupted on SIGTERM/SIGINT or a preemption notice.
         stop = plan.next_stop(p.step)
         sums = _train_one_loop(exp, iterator, p, stop)
         if not _healthy(exp, sums, stop - p.step):
@@ -221,12 +218,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
     lock = WorkdirLock(exp.workdir)
     if rt.is_chief:
         lock.acquire()
-    stop_request = StopRequest()
-    stop_request.install()
+    preemption = Preemption(rt, exp.checkpoints)
     summaries = None
     try:
         logging.info("Runtime: %s, precision %s, jit_compile %s", rt.describe(), exp.precision, exp.jit_compile)
         resumed = exp.checkpoints.restore_latest()
+        preemption.start()
         p = Progress(step=int(exp.step.numpy()))
         start_step = p.step
         if resumed is None:
@@ -242,7 +239,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
                                                                 for k, v in rt.describe().items()})
         logging.info("Model %s: %s parameters; %d steps of %d per epoch", config.model,
                      f"{exp.model.count_params():,}", exp.plan.total_steps, exp.plan.steps_per_epoch)
-        run_training(exp, summaries, stop_request, p)
+        run_training(exp, summaries, preemption, p)
         if not p.results:  # Nothing left to train (a finished run re-run): evaluate the restored weights.
             p.results = run_evals(exp, summaries, p.step)
         out = _results(exp, p, start_step, resumed, time.time() - wall_start)
@@ -253,7 +250,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
                          100 * out["eval_accuracy"], out["eval_count"], summaries.logdir)
         return out
     finally:
-        stop_request.uninstall()
+        preemption.close()
         if summaries is not None:
             summaries.flush()
         exp.checkpoints.close()

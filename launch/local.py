@@ -8,8 +8,10 @@ the launcher's own lines start with `[launch] ` and include every worker's pid.
 
 Exit code: 0 only if every worker exits 0. When a worker exits non-zero or dies, the others get SIGTERM at once and
 SIGKILL --timeout_after_failure seconds later (default 30), so the launcher exits within that bound (plus about a
-second) with the failed worker's code (128+N for signal N). SIGINT/SIGTERM to the launcher are forwarded to the
-workers, under the same bound; a second signal kills them at once.
+second) with the failed worker's code (128+N for signal N). A worker that exits with fmnist's stop code 143 (it
+saved a checkpoint after a signal, and its peers stop at the same step) is not a failure to stop the others for:
+they get no SIGTERM, only the SIGKILL after the same bound if still running. SIGINT/SIGTERM to the launcher are
+forwarded to the workers, under the same bound; a second signal kills them at once.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ USAGE = f"python -m {PROG} --workers=N [--timeout_after_failure=S] -- FMNIST_MAI
 DEFAULT_GRACE_S = 30.0
 POLL_S = 0.1
 READER_JOIN_S = 1.0
+STOPPED = 143  # fmnist.errors.Interrupted.exit_code: stopped cleanly at a step all workers agreed on.
 LOWEST_PORT = 15000
 
 
@@ -184,7 +187,10 @@ class Launcher:
                 elif failed:
                     index, rc = failed[0]
                     code, kill_at = exit_code(rc), time.monotonic() + self.grace_s
-                    if any(c is None for c in codes):
+                    if any(c is None for c in codes) and rc == STOPPED:
+                        self.say(f"worker {index} stopped (exit code {rc}); waiting for the other workers to stop at "
+                                 f"the same step (SIGKILL after {self.grace_s:g} s)")
+                    elif any(c is None for c in codes):
                         self.say(f"worker {index} {describe(rc)}; stopping the other workers (SIGTERM, SIGKILL "
                                  f"after {self.grace_s:g} s)")
                         self._signal_all(signal.SIGTERM)

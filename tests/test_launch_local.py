@@ -1,5 +1,5 @@
 """launch.local with real worker processes: a 2-worker MultiWorkerMirroredStrategy run, a killed worker, a bad
-config, a signal to the launcher, and bad usage."""
+config, SIGTERM to the launcher or to one worker (a checkpoint, then resume), and bad usage."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import pytest
 from launch import local
 
 ROOT = Path(__file__).resolve().parents[1]
+READER_JOIN_S = 5
 GRACE_S = 10  # --timeout_after_failure in these tests: the launcher must exit within this (plus slack) of a failure.
 SLACK_S = 5
 FINGERPRINT = re.compile(r"^\[worker (\d+)\] .*Worker (\d+) final weights fingerprint ([0-9a-f]+)$", re.M)
@@ -63,6 +64,16 @@ class Running:
 
     def pids(self) -> dict[int, int]:
         return {int(i): int(p) for i, p in PID.findall(self.output)}
+
+    def finish(self, timeout: float) -> int:
+        """Waits for the launcher and its output; fails the test (killing everything) after `timeout` seconds."""
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"launcher still running after {timeout:g} s; output:\n{self.output[-4000:]}")
+        self._reader.join(READER_JOIN_S)
+        return code
 
     def kill(self) -> None:
         for pid in self.pids().values():
@@ -139,19 +150,61 @@ def test_a_bad_config_fails_fast_with_the_workers_error(tmp_path):
     assert time.monotonic() - started < 90
 
 
-def test_sigterm_to_the_launcher_reaches_the_workers(tmp_path):
-    run = Running(launcher_cmd(tmp_path / "run", "--config.num_train_steps=3000"))
-    run.wait_for(r"^\[launch\] worker 1 pid \d+$", timeout=60)
+STOPPED = re.compile(r"^\[worker (\d)\] fmnist: stopped: (SIGTERM|SIGINT|a preemption notice) at step (\d+); "
+                     r"checkpoint saved in (\S+); re-run the same command to resume$", re.M)
+PREEMPT_ARGS = ("--config.num_train_steps=3000", "--config.steps_per_loop=10", "--config.eval_every_steps=3000",
+                "--config.checkpoint_every_steps=3000")
+
+
+def _stop(workdir: Path, sig: signal.Signals, to_launcher: bool) -> tuple[str, int]:
+    """Starts 2 workers, sends `sig` once worker 1 trains (to the launcher, or to worker 1 alone); returns the
+    launcher's output and the step both workers stopped at, after checking both stopped cleanly with code 143."""
+    run = Running(launcher_cmd(workdir, *PREEMPT_ARGS))
+    run.wait_for(r"^\[worker 1\] .*\] step \d+/3000", timeout=120)
     pids = run.pids()
-    run.proc.send_signal(signal.SIGTERM)
-    try:
-        code = run.proc.wait(timeout=GRACE_S + 60)
-    except subprocess.TimeoutExpired:
-        run.kill()
-        pytest.fail(f"launcher ignored SIGTERM; output:\n{run.output[-4000:]}")
-    assert code == 128 + signal.SIGTERM, run.output[-4000:]
-    assert "[launch] got SIGTERM, forwarded to the workers" in run.output
+    os.kill(run.proc.pid if to_launcher else pids[1], sig)
+    code = run.finish(timeout=GRACE_S + 60)
+    out = run.output
+    assert code == (128 + sig if to_launcher else 143), out[-4000:]
+    assert f"[launch] failed (exit code {code}): worker 0 exited with code 143, worker 1 exited with code 143" in out, \
+        out[-4000:]
     assert not any(_alive(pid) for pid in pids.values())
+    stops = {int(w): (cause, int(step), where) for w, cause, step, where in STOPPED.findall(out)}
+    assert sorted(stops) == [0, 1], out[-4000:]
+    assert {where for _, _, where in stops.values()} == {str(workdir / "checkpoints")}
+    steps = {step for _, step, _ in stops.values()}
+    assert len(steps) == 1 and 0 < steps.pop() < 3000, stops
+    causes = {w: cause for w, (cause, _, _) in stops.items()}
+    assert causes == ({0: sig.name, 1: sig.name} if to_launcher else {0: "a preemption notice", 1: sig.name})
+    assert "Traceback" not in out, out[-4000:]
+    return out, stops[0][1]
+
+
+def test_ctrl_c_on_the_launcher_stops_every_worker_at_one_step(tmp_path):
+    """Every worker gets SIGINT and passes it to TF's PreemptionCheckpointHandler, which picks one step to save."""
+    out, step = _stop(tmp_path / "run", signal.SIGINT, to_launcher=True)
+    assert "[launch] got SIGINT, forwarded to the workers" in out
+    assert (tmp_path / "run" / "checkpoints" / f"ckpt-{step}.index").is_file()
+
+
+def test_sigterm_to_one_worker_checkpoints_every_worker_and_relaunch_resumes(tmp_path):
+    """As when one VM of a cluster is preempted: its peers save the same step, and the same command resumes there."""
+    workdir = tmp_path / "run"
+    out, step = _stop(workdir, signal.SIGTERM, to_launcher=False)
+    assert re.search(r"^\[worker 1\] .*RUN_TO_CHECKPOINT set to \d+$", out, re.M), out[-4000:]  # TF's handler.
+    assert _latest_step(workdir) == step
+    assert list((workdir / "tensorboard").rglob("events.out.tfevents.*")), "no TensorBoard events were flushed"
+    again = _launch(workdir, "--config.num_train_steps=" + str(step + 20))
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert len(re.findall(rf"^\[worker [01]\] .*Resumed from .*/ckpt-{step}$", again.stdout, re.M)) == 2, \
+        again.stdout[-4000:]
+    r = json.loads((workdir / "results.json").read_text())
+    assert (r["start_step"], r["steps"]) == (step, step + 20)
+
+
+def _latest_step(workdir: Path) -> int:
+    """The highest STEP among workdir/checkpoints/ckpt-STEP.index."""
+    return max(int(p.name[len("ckpt-"):-len(".index")]) for p in (workdir / "checkpoints").glob("ckpt-*.index"))
 
 
 @pytest.mark.parametrize("args, message", [

@@ -128,3 +128,22 @@ def test_unwritable_workdir_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert "fmnist: error: workdir" in proc.stderr and "is not writable" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_single_process_strategies_handle_signals_themselves_and_restore_them():
+    """No PreemptionCheckpointHandler outside multi_worker/tpu: fmnist's StopRequest owns SIGTERM and SIGINT."""
+    import tensorflow as tf
+
+    from fmnist.preemption import Preemption
+    from fmnist.strategy import Runtime
+
+    signals = (signal.SIGTERM, signal.SIGINT)
+    before = {s: signal.getsignal(s) for s in signals}
+    preemption = Preemption(Runtime(tf.distribute.get_strategy(), "default", "CPU", ["/cpu:0"]), checkpoints=None)
+    preemption.start()
+    try:
+        assert preemption.handler is None and preemption.stop_request.forward is None
+        assert all(signal.getsignal(s) == preemption.stop_request._handle for s in signals)
+    finally:
+        preemption.close()
+    assert {s: signal.getsignal(s) for s in signals} == before
