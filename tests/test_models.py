@@ -1,0 +1,88 @@
+"""Every model trains real steps on every strategy here; the fast layers compute what Keras's layers compute."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import read_results, run_main
+
+from configs import smoke
+from fmnist import experiment, models
+from fmnist.layers import BatchNormalization
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_each_model_trains_real_steps(tmp_path, name):
+    c = smoke.get_config()
+    c.model, c.model_width, c.model_depth = name, 8, 1
+    c.num_train_steps, c.steps_per_loop, c.batch_size, c.learning_rate = 40, 20, 64, 3e-3
+    exp = experiment.build(c, str(tmp_path))
+    iterator = exp.train_iterator(0)
+    losses = []
+    for _ in range(2):
+        exp.loops.train(iterator, tf.constant(20))
+        sums = exp.loops.train_sums.read()
+        losses.append(sums["loss"] / sums["count"])
+    assert np.isfinite(losses).all() and losses[1] < losses[0] < 2.5, losses
+    stats = [w for w in exp.model.non_trainable_weights if "moving_variance" in w.path]
+    assert all(not np.allclose(s.numpy(), 1.0) for s in stats)  # BatchNorm statistics were updated.
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_each_model_trains_mirrored(tmp_path, name):
+    """In its own process: TensorFlow's collectives refuse a second MirroredStrategy with other shapes in one."""
+    proc = run_main("--config=configs/smoke.py", f"--workdir={tmp_path}", f"--config.model={name}",
+                    "--config.model_width=8", "--config.model_depth=1", "--config.strategy=mirrored",
+                    "--config.num_cpu_devices=2", "--config.num_train_steps=60", "--config.steps_per_loop=20")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = read_results(tmp_path)
+    assert r["num_replicas"] == 2 and r["steps"] == 60 and r["eval_accuracy"] > 0.3, r["eval_accuracy"]  # Chance: 0.1.
+
+
+def _bn_pair(dtype: str, shape):
+    ours, theirs = BatchNormalization(momentum=0.9, dtype=dtype), keras.layers.BatchNormalization(momentum=0.9,
+                                                                                                   dtype=dtype)
+    for layer in (ours, theirs):
+        layer.build(shape)
+        layer.gamma.assign(np.linspace(0.5, 1.5, shape[-1]))
+        layer.beta.assign(np.linspace(-1, 1, shape[-1]))
+    return ours, theirs
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-4), ("mixed_bfloat16", 3e-2), ("mixed_float16", 3e-3)])
+def test_fused_batchnorm_matches_keras(dtype, tol):
+    x = tf.constant(np.random.default_rng(0).normal(2.0, 3.0, (32, 7, 7, 8)).astype("float32"))
+    weights = tf.constant(np.random.default_rng(1).normal(size=(7, 7, 8)).astype("float32"))
+    results = []
+    for layer in _bn_pair(dtype, x.shape):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
+        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+        results.append((y, grads, layer.moving_mean.numpy(), layer(x, training=False)))
+    (y1, g1, m1, i1), (y2, g2, m2, i2) = results
+    assert y1.dtype == y2.dtype == keras.DTypePolicy(dtype).compute_dtype
+    np.testing.assert_allclose(tf.cast(y1, tf.float32), tf.cast(y2, tf.float32), atol=tol * 4)
+    for a, b in zip(g1, g2, strict=True):
+        a, b = tf.cast(a, tf.float32).numpy(), tf.cast(b, tf.float32).numpy()
+        np.testing.assert_allclose(a, b, atol=tol * np.abs(b).max())
+    np.testing.assert_allclose(m1, m2, rtol=1e-5)
+    # Inference uses the moving statistics; the moving variance differs only by the unbiased n/(n-1) factor.
+    np.testing.assert_allclose(tf.cast(i1, tf.float32), tf.cast(i2, tf.float32), atol=tol * 4 + 2e-3)
+
+
+def test_seed_cnn_relu_after_pooling_is_the_seeds_function():
+    """fmnist's seed_cnn (ReLU after each pooling) equals the seed's layer order with the same weights."""
+    ours = models.build("seed_cnn")
+    layers = keras.layers
+    inputs = keras.Input((28, 28, 1))
+    x = layers.Conv2D(32, 3, activation="relu")(inputs)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(64, 3, activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Dense(128, activation="relu")(layers.Flatten()(x))
+    seeds = keras.Model(inputs, layers.Dense(10)(x))
+    seeds.set_weights(ours.get_weights())
+    images = np.random.default_rng(0).normal(size=(16, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(ours(images), seeds(images), rtol=1e-5, atol=1e-5)
