@@ -29,6 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.lr_schedule = "constant"    # constant | cosine | onecycle.
     c.warmup_epochs = 0.0
     c.label_smoothing = 0.0
+    c.ema_decay = 0.0             # >0: evaluate and export an exponential moving average of the weights (e.g. 0.999).
     c.seed = 0
 
     # Runtime: resolved per machine; results.json stores the resolved values.

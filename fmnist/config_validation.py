@@ -57,6 +57,8 @@ def validate(config) -> None:
         raise ConfigError(f"config.target_accuracy={config.target_accuracy!r} must be in [0, 1) (0 = off)")
     if not 0 <= config.dropout < 1:
         raise ConfigError(f"config.dropout={config.dropout!r} must be in [0, 1)")
+    if not 0 <= config.ema_decay < 1:
+        raise ConfigError(f"config.ema_decay={config.ema_decay!r} must be in [0, 1) (0 = off; typical 0.999)")
     if not 0 <= config.label_smoothing < 1:
         raise ConfigError(f"config.label_smoothing={config.label_smoothing!r} must be in [0, 1)")
     if config.num_epochs < 1 and config.num_train_steps < 1:

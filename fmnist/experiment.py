@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tempfile
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from fmnist import (
     checkpoint,
     config_validation,
     dataset,
+    ema,
     input_pipeline,
     models,
     optimizer,
@@ -83,6 +85,7 @@ class Experiment:
     lr_scale: tf.Variable
     loops: train_loop.Loops
     checkpoints: checkpoint.Checkpoints
+    ema: ema.WeightAverage | None = None    # config.ema_decay > 0: evaluation uses these averaged weights.
 
     @property
     def global_batch(self) -> int:
@@ -103,6 +106,10 @@ class Experiment:
         ds = self.runtime.strategy.distribute_datasets_from_function(
             lambda ctx: input_pipeline.eval_dataset(split, ctx, global_batch=self.global_batch))
         return ds, input_pipeline.eval_steps(len(split), self.global_batch)
+
+    def evaluation_weights(self):
+        """A context in which the model holds the weights evaluation and export use (the EMA when enabled)."""
+        return self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
 
     def evaluate(self, name: str) -> dict:
         """Loss, accuracy, per-class accuracy and confusion matrix on split `name`."""
@@ -147,11 +154,13 @@ def build(config, workdir: str) -> Experiment:
         opt = optimizer.build(config, resolved_precision, plan.total_steps, plan.steps_per_epoch, lr_scale)
         opt.build(model.trainable_variables)  # Before any restore, so the optimizer slots are restored too.
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        average = ema.WeightAverage(model, config.ema_decay, opt.iterations) if config.ema_decay else None
         loops = train_loop.build(runtime.strategy, model, opt, step, global_batch=config.batch_size,
                                  jit_compile=jit, label_smoothing=config.label_smoothing,
-                                 tta_flip=config.tta_flip)
+                                 tta_flip=config.tta_flip, ema=average)
+    extra = {"ema": average.checkpointable} if average else {}
     ckpts = checkpoint.Checkpoints(root, is_chief=runtime.is_chief, worker_index=runtime.worker_index,
                                    keep=config.keep_checkpoints, model=model, optimizer=opt, step=step,
-                                   lr_scale=lr_scale)
+                                   lr_scale=lr_scale, **extra)
     return Experiment(config, root, runtime, resolved_precision, jit, plan, splits, class_names, model, opt, step,
-                      lr_scale, loops, ckpts)
+                      lr_scale, loops, ckpts, average)

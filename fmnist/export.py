@@ -36,9 +36,9 @@ MAX_PIXELS = 50_000_000  # classify_bytes refuses larger decoded images (read fr
 JPEG_MIN_SIDE = 256      # JPEGs are decoded at the smallest 1/2^k scale (k <= 3) that keeps the short side this long.
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # ITU-R BT.601 luma, as tf.image.rgb_to_grayscale.
 PNG_MAGIC, JPEG_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
-# Which weights of a checkpoint to export. Hook for the EMA variant: add its name here and its branch in
-# `restore_weights` (the checkpoint object that holds the averaged weights).
-WEIGHTS = ("model",)
+# Which weights of a checkpoint to export: `auto` is the EMA when the run kept one (config.ema_decay), as its
+# evaluation did, else the model's own.
+WEIGHTS = ("auto", "model", "ema")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -269,12 +269,13 @@ def restore_weights(model, path: str, weights: str = "model") -> None:
     """Restores `weights` of checkpoint `path` into float32 `model`; refuses a checkpoint that does not fit."""
     import tensorflow as tf
 
-    if weights == "model":
-        ckpt = tf.train.Checkpoint(model=model)
-    else:  # Hook for the EMA variant: restore its averaged copy here, e.g. tf.train.Checkpoint(ema=...).
-        raise UserError(f"unknown --weights={weights}; choose from {', '.join(WEIGHTS)}")
+    from fmnist import ema
+
     try:
-        ckpt.restore(path).expect_partial().assert_existing_objects_matched()
+        if weights == "ema":
+            ema.restore_into(model, path)
+        else:
+            tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         reason = str(e).strip().splitlines()[0][:160]
         raise UserError(f"checkpoint {path} does not fit the model in config.json ({reason})") from None
@@ -289,12 +290,19 @@ def checkpoint_step(path: str) -> int | None:
         return None
 
 
-def load_model(workdir: str | Path, checkpoint: str | None = None, weights: str = "model"):
+def resolve_weights(weights: str, config: dict) -> str:
+    if weights not in WEIGHTS:
+        raise UserError(f"unknown weights {weights!r}; choose from {', '.join(WEIGHTS)}")
+    if weights == "auto":
+        return "ema" if config.get("ema_decay") else "model"
+    return weights
+
+
+def load_model(workdir: str | Path, checkpoint: str | None = None, weights: str = "auto"):
     """(float32 Keras model with the checkpoint's weights, checkpoint path, config dict) of a training run."""
     root = Path(workdir).expanduser().absolute()
     config = read_config(root)
-    if weights not in WEIGHTS:
-        raise UserError(f"unknown weights {weights!r}; choose from {', '.join(WEIGHTS)}")
+    weights = resolve_weights(weights, config)
     path = resolve_checkpoint(root, checkpoint)
     from fmnist import models
 
@@ -350,14 +358,14 @@ def _output_folder(root: Path, version: int | None) -> Path:
 
 
 def export(workdir: str | Path, output: str | Path | None = None, version: int | None = None,
-           checkpoint: str | None = None, weights: str = "model") -> Path:
+           checkpoint: str | None = None, weights: str = "auto") -> Path:
     """Writes OUTPUT/<version>/ (default OUTPUT = workdir/export, version = next integer); returns its path.
 
     Written into a temporary folder next to it, checked by reloading, then renamed: readers (TF Serving polls the
     folder) never see a half-written version.
     """
     workdir = Path(workdir).expanduser().absolute()
-    read_config(workdir)  # Quick checks first: a mistake is reported before TensorFlow loads.
+    weights = resolve_weights(weights, read_config(workdir))  # Quick checks first, before TensorFlow loads.
     check_checkpoint(workdir, checkpoint)
     final = _output_folder(Path(output).expanduser().absolute() if output else workdir / "export", version)
     model, ckpt_path, config = load_model(workdir, checkpoint, weights)
@@ -412,7 +420,8 @@ def define_flags() -> None:
     flags.DEFINE_string("output", None, "Export root; the model goes to OUTPUT/<version>/. Default: WORKDIR/export.")
     flags.DEFINE_integer("version", None, "Version folder to write (default: the next integer).", lower_bound=1)
     flags.DEFINE_string("checkpoint", None, "Checkpoint step (e.g. 1000) or path prefix; default the latest.")
-    flags.DEFINE_enum("weights", "model", list(WEIGHTS), "Which weights of the checkpoint to export.")
+    flags.DEFINE_enum("weights", "auto", list(WEIGHTS), "Which weights of the checkpoint to export: auto = the "
+                      "weight average when the run kept one (config.ema_decay), as its evaluation did.")
     flags.mark_flag_as_required("workdir")
 
 

@@ -57,7 +57,13 @@ def check_compatible(exp: experiment.Experiment) -> None:
 
 
 def run_evals(exp: experiment.Experiment, summaries: Summaries, step: int) -> dict:
-    """Evaluates on the test split (and the validation split when held out); logs and writes summaries."""
+    """Evaluates on the test split (and the validation split when held out); logs and writes summaries.
+    With config.ema_decay, the averaged weights are evaluated (and pictured)."""
+    with exp.evaluation_weights():
+        return _run_evals(exp, summaries, step)
+
+
+def _run_evals(exp: experiment.Experiment, summaries: Summaries, step: int) -> dict:
     results = {}
     for name in ("validation", "test"):
         if name not in exp.splits:
@@ -243,6 +249,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
         if not p.results:  # Nothing left to train (a finished run re-run): evaluate the restored weights.
             p.results = run_evals(exp, summaries, p.step)
         out = _results(exp, p, start_step, resumed, time.time() - wall_start)
+        if exp.ema is not None:  # The plain weights' figure beside the averaged one, for comparison.
+            out["eval_accuracy_without_ema"] = exp.evaluate("test")["accuracy"]
         logging.info("Worker %d final weights fingerprint %s", rt.worker_index, out["weights_fingerprint"])
         if rt.is_chief:
             write_json_atomic(exp.workdir / "results.json", out)
@@ -266,8 +274,9 @@ def evaluate_only(config, workdir: str) -> dict:
             raise UserError(f"workdir {exp.workdir} has no checkpoint to evaluate; train first (same command "
                             "without --mode=eval)")
         step = int(exp.step.numpy())
-        results = {name: {k: v for k, v in exp.evaluate(name).items() if k != "confusion"} | {"step": step}
-                   for name in ("test", "validation") if name in exp.splits}
+        with exp.evaluation_weights():
+            results = {name: {k: v for k, v in exp.evaluate(name).items() if k != "confusion"} | {"step": step}
+                       for name in ("test", "validation") if name in exp.splits}
     finally:
         exp.checkpoints.close()
     test = results["test"]

@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from fmnist.dataset import NUM_CLASSES
+from fmnist.ema import WeightAverage
 from fmnist.metrics import ReplicaSums
 
 TRAIN_SUMS = {"loss": (), "correct": (), "count": (), "nonfinite_steps": ()}
@@ -32,11 +33,11 @@ class Loops:
 
 def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras.optimizers.Optimizer,
           step: tf.Variable, *, global_batch: int, jit_compile: bool, label_smoothing: float = 0.0,
-          tta_flip: bool = False) -> Loops:
+          tta_flip: bool = False, ema: WeightAverage | None = None) -> Loops:
     """Builds the loops; call inside `strategy.scope()` (the metric variables are created here).
 
-    With `tta_flip`, evaluation also averages the probabilities of each image and its mirror (`correct_tta`),
-    reported beside the plain figure, never instead of it.
+    With `ema`, its averages follow every optimizer step. With `tta_flip`, evaluation also averages the
+    probabilities of each image and its mirror (`correct_tta`), reported beside the plain figure, never instead of it.
     """
     train_sums, eval_sums = ReplicaSums(TRAIN_SUMS), ReplicaSums(EVAL_SUMS)
     loss_multiplier = tf.Variable(1.0, trainable=False, name="loss_multiplier")
@@ -70,6 +71,8 @@ def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras
     def train_step(images, labels):
         loss_sum, correct, finite, grads = forward_backward(images, labels)
         optimizer.apply(grads, variables)
+        if ema is not None:
+            ema.update()
         train_sums.add(loss=loss_sum, correct=correct, count=tf.size(labels),
                        nonfinite_steps=1.0 - tf.cast(finite, tf.float32))
 

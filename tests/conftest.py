@@ -39,10 +39,15 @@ def trained_smoke(tmp_path_factory) -> Path:
     return workdir
 
 
-def run_main(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Runs `python -m fmnist.main ARGS` from the repository root and returns the finished process."""
-    return subprocess.run([sys.executable, "-m", "fmnist.main", *args], cwd=ROOT, capture_output=True, text=True,
+def run_module(module: str, *args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs `python -m MODULE ARGS` from the repository root and returns the finished process."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def run_main(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs `python -m fmnist.main ARGS`."""
+    return run_module("fmnist.main", *args, env=env, timeout=timeout)
 
 
 def read_results(workdir: Path) -> dict:

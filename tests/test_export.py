@@ -13,17 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT
+from conftest import run_module
 from PIL import Image
 
 from fmnist import export
 from fmnist.errors import UserError
 from fmnist.input_pipeline import normalize
-
-
-def run_module(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def png(array: np.ndarray) -> bytes:

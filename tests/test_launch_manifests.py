@@ -6,20 +6,12 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import ROOT, run_module
 
 from fmnist import strategy
 from launch import kubernetes, vertex
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
-
 
 # Kubernetes (Kubeflow Training Operator TFJob)
 

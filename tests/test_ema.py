@@ -1,0 +1,58 @@
+"""The weight average: its arithmetic step by step, its use in evaluation, checkpoints, resume, export, strategies."""
+
+import json
+
+import numpy as np
+import tensorflow as tf
+from conftest import read_results, run_main, run_module
+
+from configs import smoke
+from fmnist import experiment
+
+EMA_ARGS = ["--config=configs/smoke.py", "--config.ema_decay=0.99", "--config.model=bn_cnn", "--config.model_width=8",
+            "--config.model_depth=1", "--config.num_train_steps=60", "--config.steps_per_loop=20"]
+
+
+def test_average_follows_every_step_with_warmup(tmp_path):
+    c = smoke.get_config()
+    c.model, c.model_width, c.model_depth, c.ema_decay = "bn_cnn", 8, 1, 0.9
+    c.num_train_steps, c.steps_per_loop, c.batch_size, c.precision = 6, 1, 32, "float32"
+    exp = experiment.build(c, str(tmp_path))
+    iterator = exp.train_iterator(0)
+    expected = exp.model.get_weights()
+    for t in range(6):
+        exp.loops.train(iterator, tf.constant(1))
+        steps = t + 1  # Optimizer iterations, this step's update included.
+        decay = min(0.9, (1 + steps) / (10 + steps))
+        expected = [decay * e + (1 - decay) * w for e, w in zip(expected, exp.model.get_weights(), strict=True)]
+    for got, want in zip(exp.ema.values(), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    own = exp.model.get_weights()
+    with exp.evaluation_weights():
+        assert all(np.array_equal(a, b) for a, b in zip(exp.model.get_weights(), expected, strict=False))
+    assert all(np.array_equal(a, b) for a, b in zip(exp.model.get_weights(), own, strict=True))
+
+
+def test_run_resume_eval_and_export_use_the_average(tmp_path):
+    first = run_main(*EMA_ARGS, f"--workdir={tmp_path}", "--config.num_train_steps=40")
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = run_main(*EMA_ARGS, f"--workdir={tmp_path}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    r = read_results(tmp_path)
+    assert r["start_step"] == 40 and r["steps"] == 60
+    assert r["eval_accuracy"] != r["eval_accuracy_without_ema"] and r["eval_accuracy"] > 0.3
+    evaluated = run_main(*EMA_ARGS, f"--workdir={tmp_path}", "--mode=eval")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    eval_results = json.loads((tmp_path / "eval_results.json").read_text())
+    assert abs(eval_results["test"]["accuracy"] - r["eval_accuracy"]) < 1e-6
+    exported = run_module("fmnist.export", f"--workdir={tmp_path}")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    meta = json.loads((tmp_path / "export" / "1" / "assets.extra" / "fmnist.json").read_text())
+    assert meta["weights"] == "ema" and meta["step"] == 60
+
+
+def test_average_under_mirrored_strategy(tmp_path):
+    proc = run_main(*EMA_ARGS, f"--workdir={tmp_path}", "--config.strategy=mirrored", "--config.num_cpu_devices=2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = read_results(tmp_path)
+    assert r["num_replicas"] == 2 and r["eval_accuracy"] > 0.3 and r["eval_accuracy_without_ema"] > 0.3
