@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 from conftest import read_results, run_main
 
+from benchmarks import contenders
 from configs import smoke
 from fmnist import experiment, models
 from fmnist.layers import BatchNormalization
@@ -73,16 +74,8 @@ def test_fused_batchnorm_matches_keras(dtype, tol):
 
 
 def test_seed_cnn_relu_after_pooling_is_the_seeds_function():
-    """fmnist's seed_cnn (ReLU after each pooling) equals the seed's layer order with the same weights."""
-    ours = models.build("seed_cnn")
-    layers = keras.layers
-    inputs = keras.Input((28, 28, 1))
-    x = layers.Conv2D(32, 3, activation="relu")(inputs)
-    x = layers.MaxPooling2D()(x)
-    x = layers.Conv2D(64, 3, activation="relu")(x)
-    x = layers.MaxPooling2D()(x)
-    x = layers.Dense(128, activation="relu")(layers.Flatten()(x))
-    seeds = keras.Model(inputs, layers.Dense(10)(x))
+    """fmnist's seed_cnn (ReLU after each pooling) equals the seed's own Keras definition with the same weights."""
+    ours, seeds = models.build("seed_cnn"), contenders.seeds_keras_model()
     seeds.set_weights(ours.get_weights())
     images = np.random.default_rng(0).normal(size=(16, 28, 28, 1)).astype("float32")
     np.testing.assert_allclose(ours(images), seeds(images), rtol=1e-5, atol=1e-5)
