@@ -25,7 +25,7 @@ from benchmarks import common
 class CellSpec:
     """One combination of the matrix, and how long to time it."""
 
-    model: str = "seed_cnn"
+    model: str = "seed_cnn"       # NAME or NAME:WIDTH:DEPTH, e.g. resnet:32:1 (configs/best.py's model).
     batch_size: int = 128          # Global batch.
     precision: str = "float32"     # A config.precision value (auto resolves per device).
     jit_compile: str = "false"     # A config.jit_compile value.
@@ -49,12 +49,20 @@ class CellSpec:
         from configs import default
 
         c = default.get_config()
-        c.model, c.batch_size, c.precision = self.model, self.batch_size, self.precision
+        c.model, c.model_width, c.model_depth = parse_model(self.model)
+        c.batch_size, c.precision = self.batch_size, self.precision
         c.jit_compile, c.strategy, c.steps_per_loop = self.jit_compile, self.strategy, self.steps_per_loop
         c.num_cpu_devices = self.replicas if self.strategy == "mirrored" else 0
         c.num_train_steps = (self.warmup + self.repeats) * self.steps + 1
         c.data_dir = self.data_dir
         return c
+
+
+def parse_model(text: str) -> tuple[str, int, int]:
+    """NAME[:WIDTH[:DEPTH]] to (name, width, depth); 0 is the model's own default."""
+    name, *sizes = text.split(":")
+    width, depth = ([int(s) for s in sizes] + [0, 0])[:2]
+    return name, width, depth
 
 
 def loop_sizes(steps: int, steps_per_loop: int) -> list[int]:
@@ -134,7 +142,7 @@ def measure(spec: CellSpec) -> dict:
         drain, pipeline_iterator = pipeline_drain(exp), exp.train_iterator(0)
         pipeline_s = timed(lambda: drain(pipeline_iterator, tf.constant(spec.steps)), spec.warmup, spec.repeats,
                            "pipeline")
-        counting_model = models.build(spec.model, width=exp.config.model_width, depth=exp.config.model_depth)
+        counting_model = models.build(exp.config.model, width=exp.config.model_width, depth=exp.config.model_depth)
         forward = flops.forward_flops_per_example(counting_model)
 
     train = common.rates(spec.steps * batch, train_s)

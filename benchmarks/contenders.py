@@ -53,7 +53,7 @@ def fmnist_chunk(args) -> tuple[Callable[[], None], dict]:
     return lambda: train_steps(exp, iterator, args.steps), info
 
 
-def seeds_keras_model():
+def seeds_keras_model(dtype: str = "float32"):
     """The seed's CNN as the seed wrote it in Keras: each ReLU inside its convolution, before the pooling.
 
     fmnist's `seed_cnn` is the same function with each ReLU after its pooling (tests/test_models.py checks that they
@@ -64,9 +64,10 @@ def seeds_keras_model():
 
     return keras.Sequential([
         keras.Input((28, 28, 1)),
-        layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(),
-        layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(),
-        layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dense(10),
+        layers.Conv2D(32, 3, activation="relu", dtype=dtype), layers.MaxPooling2D(dtype=dtype),
+        layers.Conv2D(64, 3, activation="relu", dtype=dtype), layers.MaxPooling2D(dtype=dtype),
+        layers.Flatten(dtype=dtype), layers.Dense(128, activation="relu", dtype=dtype),
+        layers.Dense(10, dtype="float32"),
     ])
 
 

@@ -35,7 +35,7 @@ from fmnist.precision import PRECISIONS, normalize_jit
 TRAIN_EXAMPLES = 60000
 
 _OUTPUT = flags.DEFINE_string("output", "benchmarks/results", "Folder for results.json, results.md, results.png.")
-_MODELS = flags.DEFINE_list("models", ["seed_cnn"], "Models (fmnist.models names).")
+_MODELS = flags.DEFINE_list("models", ["seed_cnn"], "Models: fmnist.models names, or NAME:WIDTH:DEPTH (resnet:32:1).")
 _BATCHES = flags.DEFINE_list("batch_sizes", ["128"], "Global batch sizes.")
 _PRECISIONS = flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], f"Of {', '.join(PRECISIONS)}.")
 _JIT = flags.DEFINE_list("jit_compile", ["false", "true"], "Of auto, true, false.")

@@ -100,3 +100,20 @@ def test_report_helpers():
     assert r == {"torch_best": "torch_bf16", "fmnist / keras_fit": 3.0, "fmnist / torch_best": 2.0}
     assert report.peak_dtypes(["float32", "mixed_float16"]) == ["float32", "bfloat16", "float16"]
     assert common.rotated(["a", "b", "c"], 1) == ["b", "c", "a"] and common.rotated([], 3) == []
+
+
+def test_model_specs_carry_width_and_depth():
+    from benchmarks.cell import CellSpec, parse_model
+
+    assert parse_model("seed_cnn") == ("seed_cnn", 0, 0) and parse_model("resnet:32:1") == ("resnet", 32, 1)
+    c = CellSpec(model="resnet:32:1", batch_size=256).config()
+    assert (c.model, c.model_width, c.model_depth, c.batch_size) == ("resnet", 32, 1, 256)
+
+
+def test_ablations_table():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.ablations", "--steps=3", "--rounds=1", "--batch_size=16"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "ex/s" not in line]
+    assert [r.split(" | ")[0][2:] for r in rows if not r.startswith("| ---")] == [
+        "seed_cnn", "seed_cnn/seed-order", "seed_cnn/keras-adam", "resnet", "resnet/keras-bn"]

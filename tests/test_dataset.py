@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmnist import dataset
+from fmnist import dataset, input_pipeline
 from fmnist.errors import DataError
 
 
@@ -22,6 +22,20 @@ def test_splits_are_complete_and_balanced(splits):
         assert s.labels.min() == 0 and s.labels.max() == 9
         assert np.bincount(s.labels).tolist() == [per_class] * 10
     assert abs(data["train"].images.mean() - 72.94) < 0.01
+
+
+def test_validation_hold_out_is_disjoint_seeded_and_from_the_train_split(splits):
+    train = splits[0]["train"]
+    ids = dataset.Split(np.arange(len(train)), train.labels)  # Example ids in place of images: overlap is exact.
+    rest, val = input_pipeline.hold_out(ids, 5000, seed=0)
+    assert len(val) == 5000 and len(rest) == 55000
+    assert not set(val.images) & set(rest.images) and len(set(val.images) | set(rest.images)) == len(train)
+    assert (train.labels[val.images] == val.labels).all() and (train.labels[rest.images] == rest.labels).all()
+    again, other = input_pipeline.hold_out(ids, 5000, seed=0)[1], input_pipeline.hold_out(ids, 5000, seed=1)[1]
+    assert np.array_equal(val.images, again.images) and not np.array_equal(val.images, other.images)
+    real_val = input_pipeline.hold_out(train, 5000, seed=0)[1]
+    assert np.array_equal(real_val.images, train.images[val.images])
+    assert np.bincount(real_val.labels, minlength=10).min() > 400  # A random draw keeps every class present.
 
 
 def _copy_source(tmp_path: Path) -> Path:
