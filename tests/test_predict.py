@@ -143,7 +143,7 @@ def test_lossless_photos_get_the_models_own_predictions(json_run, photos, expect
     for variant in LOSSLESS:
         probs = _probabilities(records, photos, variant)
         np.testing.assert_array_equal(probs.argmax(-1), expected.argmax(-1), err_msg=variant)
-        np.testing.assert_allclose(probs, gray, atol=1e-6, err_msg=variant)
+        np.testing.assert_allclose(probs, gray, atol=1e-5, err_msg=variant)
     record = records[str(photos / "gray28" / "00.png")]
     assert [t["class_id"] for t in record["top_k"]] == list(np.argsort(-expected[0])[:3])
     assert record["class_name"] == export.CLASS_NAMES[record["class_id"]] == record["top_k"][0]["class_name"]
@@ -191,7 +191,8 @@ def test_predict_equals_the_bytes_signature(json_run, serving, photos):
     files = sorted(p for p in photos.rglob("*") if p.is_file())
     classify = tf.saved_model.load(str(serving / "1")).signatures["classify_bytes"]
     probs = classify(image_bytes=tf.constant([p.read_bytes() for p in files]))["probabilities"].numpy()
-    np.testing.assert_allclose(probs, [records[str(p)]["probabilities"] for p in files], atol=1e-6)
+    # 1e-5: the batch's composition changes oneDNN's float rounding (seen: 1.2e-6).
+    np.testing.assert_allclose(probs, [records[str(p)]["probabilities"] for p in files], atol=1e-5)
 
 
 def test_read_image_limits_and_conversions(tmp_path, originals, serving):
