@@ -15,7 +15,7 @@ def get_config():
     c.model = "resnet"
     c.model_width = 32
     c.model_depth = 1
-    c.num_epochs = 32
+    c.num_epochs = 34
     c.batch_size = 256
     c.optimizer = "sgd"
     c.learning_rate = 0.2
@@ -26,7 +26,7 @@ def get_config():
     c.ema_decay = 0.998
     c.augment_crop_padding = 2
     c.augment_flip = True
-    c.augment_erasing = 0.25
+    c.augment_erasing = 0.0
     c.tta_flip = True
     c.steps_per_loop = 78
     c.eval_every_steps = 234 * 4
