@@ -117,3 +117,10 @@ def test_ablations_table():
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "ex/s" not in line]
     assert [r.split(" | ")[0][2:] for r in rows if not r.startswith("| ---")] == [
         "seed_cnn", "seed_cnn/seed-order", "seed_cnn/keras-adam", "resnet", "resnet/keras-bn"]
+
+
+def test_op_profile_tables():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.op_profile", "--steps=4", "--batch_size=16", "--top=3"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| op type | ms per step | share |" in proc.stdout and "Conv2D" in proc.stdout
