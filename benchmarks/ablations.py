@@ -1,15 +1,13 @@
-"""What each of fmnist's speed changes buys, measured side by side in one process on the same in-memory batch.
+"""What fmnist's fused BatchNormalization buys, measured side by side in one process on the same in-memory batch.
 
-  python -m benchmarks.ablations [--batch_size=128] [--precision=mixed_bfloat16] [--steps=100] [--rounds=5]
+  python -m benchmarks.ablations [--batch_size=128] [--precision=mixed_bfloat16] [--steps=30] [--rounds=5]
 
-Variants (each a bare compiled training loop: forward, backward, optimizer update, `--steps` steps per call):
-  seed_cnn               fmnist's seed_cnn (ReLU after pooling) with fmnist's fused Adam
-  seed_cnn/seed-order    the seed's own Keras definition (ReLU before pooling), fused Adam
-  seed_cnn/keras-adam    fmnist's seed_cnn with Keras 3's own Adam update
-  resnet                 resnet width 16, depth 1 with fmnist's fused BatchNormalization and SGD
-  resnet/keras-bn        the same with Keras 3's BatchNormalization
+Variants (each a bare compiled training loop: forward, backward, SGD update, `--steps` steps per call), for
+`--widths` resnet widths (depth 1):
+  resnet:W           fmnist's resnet, whose BatchNormalization runs TensorFlow's fused kernel (fmnist.layers)
+  resnet:W/keras-bn  the same model with Keras 3's own BatchNormalization
 Rounds alternate the variants (rotating the order) so that drift hits all alike; prints the median examples/s of the
-rounds and each variant's ratio to its baseline.
+rounds and the speed-up of the fused layer.
 """
 
 from __future__ import annotations
@@ -22,36 +20,21 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from benchmarks.contenders import seeds_keras_model
 from fmnist import models
-from fmnist import optimizer as fused
 
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Batch.")
 _PRECISION = flags.DEFINE_string("precision", "mixed_bfloat16", "Keras dtype policy.")
-_STEPS = flags.DEFINE_integer("steps", 100, "Steps per timed call (resnet: a third of it).")
+_STEPS = flags.DEFINE_integer("steps", 30, "Steps per timed call.")
 _ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds.")
-BASELINES = {"seed_cnn/seed-order": "seed_cnn", "seed_cnn/keras-adam": "seed_cnn", "resnet/keras-bn": "resnet"}
+_WIDTHS = flags.DEFINE_list("widths", ["16", "32"], "resnet widths.")
 
 
-def _model(variant: str) -> keras.Model:
-    if variant == "seed_cnn/seed-order":
-        return seeds_keras_model(_PRECISION.value)
-    if variant.startswith("resnet"):
-        bn = keras.layers.BatchNormalization if variant == "resnet/keras-bn" else models.BatchNormalization
-        with mock.patch.object(models, "BatchNormalization", bn):
-            return models.build("resnet", dtype=_PRECISION.value, width=16, depth=1)
-    return models.build("seed_cnn", dtype=_PRECISION.value)
-
-
-def _optimizer(variant: str) -> keras.optimizers.Optimizer:
-    if variant.startswith("resnet"):
-        return fused.FusedSGD(0.01, momentum=0.9, nesterov=True)
-    return keras.optimizers.Adam(1e-3) if variant == "seed_cnn/keras-adam" else fused.FusedAdam(1e-3)
-
-
-def make_runner(variant: str):
-    """A function running n training steps of `variant` (traced and warmed up here)."""
-    model, opt = _model(variant), _optimizer(variant)
+def make_runner(width: int, keras_bn: bool):
+    """A function running `--steps` training steps and returning examples/s (traced and warmed up here)."""
+    bn = keras.layers.BatchNormalization if keras_bn else models.BatchNormalization
+    with mock.patch.object(models, "BatchNormalization", bn):
+        model = models.build("resnet", dtype=_PRECISION.value, width=width, depth=1)
+    opt = keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True)
     opt.build(model.trainable_variables)
     rng = np.random.default_rng(0)
     images = tf.constant(rng.normal(size=(_BATCH.value, 28, 28, 1)).astype("float32"))
@@ -65,13 +48,11 @@ def make_runner(variant: str):
                 loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
             opt.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
 
-    steps = _STEPS.value // 3 if variant.startswith("resnet") else _STEPS.value
-
     def run() -> float:
         t0 = time.perf_counter()
-        loop(tf.constant(steps))
+        loop(tf.constant(_STEPS.value))
         opt.iterations.numpy()
-        return steps * _BATCH.value / (time.perf_counter() - t0)
+        return _STEPS.value * _BATCH.value / (time.perf_counter() - t0)
 
     run()
     return run
@@ -79,18 +60,21 @@ def make_runner(variant: str):
 
 def main(argv: list[str]) -> None:
     del argv
-    variants = ["seed_cnn", "seed_cnn/seed-order", "seed_cnn/keras-adam", "resnet", "resnet/keras-bn"]
-    runners = {v: make_runner(v) for v in variants}
-    rates: dict[str, list[float]] = {v: [] for v in variants}
+    variants = [(f"resnet:{w}" + ("/keras-bn" if keras_bn else ""), int(w), keras_bn)
+                for w in _WIDTHS.value for keras_bn in (False, True)]
+    runners = {name: make_runner(w, keras_bn) for name, w, keras_bn in variants}
+    names = list(runners)
+    rates: dict[str, list[float]] = {name: [] for name in names}
     for r in range(_ROUNDS.value):
-        for v in variants[r % len(variants):] + variants[:r % len(variants)]:
-            rates[v].append(runners[v]())
-    medians = {v: float(np.median(rates[v])) for v in variants}
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            rates[name].append(runners[name]())
+    medians = {name: float(np.median(rates[name])) for name in names}
     print(f"batch {_BATCH.value}, {_PRECISION.value}, median of {_ROUNDS.value} rounds")
-    print("| variant | ex/s (median) | min | max | baseline / variant |\n| --- | --- | --- | --- | --- |")
-    for v in variants:
-        ratio = f"{medians[BASELINES[v]] / medians[v]:.2f}x" if v in BASELINES else "baseline"
-        print(f"| {v} | {medians[v]:,.0f} | {min(rates[v]):,.0f} | {max(rates[v]):,.0f} | {ratio} |")
+    print("| variant | ex/s (median) | min | max | fused / Keras |\n| --- | --- | --- | --- | --- |")
+    for name in names:
+        base = name.removesuffix("/keras-bn")
+        ratio = f"{medians[base] / medians[name]:.2f}x" if name != base else ""
+        print(f"| {name} | {medians[name]:,.0f} | {min(rates[name]):,.0f} | {max(rates[name]):,.0f} | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -41,50 +41,6 @@ class Scaled(keras.optimizers.schedules.LearningRateSchedule):
         return {"base": self.base, "scale": float(self.scale.numpy())}
 
 
-def _handle(variable):
-    """The resource handle of a Keras variable (inside `extended.update`: the current device's copy)."""
-    return (variable.value if isinstance(variable, keras.Variable) else variable).handle
-
-
-class _FusedAdamStep:
-    """Adam's per-variable update as TensorFlow's one ResourceApplyAdam kernel instead of Keras 3's ~10 element-wise
-    ops: the same arithmetic (m, v, then var -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps))."""
-
-    def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
-            return super().update_step(gradient, variable, learning_rate)
-        dtype = variable.dtype
-        t = tf.cast(self.iterations + 1, dtype)
-        index = self._get_variable_index(variable)
-        b1, b2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
-        tf.raw_ops.ResourceApplyAdam(
-            var=_handle(variable), m=_handle(self._momentums[index]), v=_handle(self._velocities[index]),
-            beta1_power=tf.pow(b1, t), beta2_power=tf.pow(b2, t), lr=tf.cast(learning_rate, dtype), beta1=b1,
-            beta2=b2, epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
-
-
-class FusedAdam(_FusedAdamStep, keras.optimizers.Adam):
-    pass
-
-
-class FusedAdamW(_FusedAdamStep, keras.optimizers.AdamW):
-    pass
-
-
-class FusedSGD(keras.optimizers.SGD):
-    """SGD with momentum as TensorFlow's ResourceApplyKerasMomentum kernel, Keras's own formula:
-    m = momentum * m - lr * g; var += m, or with Nesterov var += momentum * m - lr * g."""
-
-    def update_step(self, gradient, variable, learning_rate):
-        if not self.momentum or isinstance(gradient, tf.IndexedSlices):
-            return super().update_step(gradient, variable, learning_rate)
-        dtype = variable.dtype
-        tf.raw_ops.ResourceApplyKerasMomentum(
-            var=_handle(variable), accum=_handle(self.momentums[self._get_variable_index(variable)]),
-            lr=tf.cast(learning_rate, dtype), grad=tf.cast(gradient, dtype), momentum=tf.cast(self.momentum, dtype),
-            use_nesterov=self.nesterov)
-
-
 def learning_rate(config, total_steps: int, steps_per_epoch: int):
     """The peak rate (linearly scaled with the batch only when config.scale_lr_with_batch is set) and schedule."""
     peak = config.learning_rate
@@ -103,15 +59,15 @@ def learning_rate(config, total_steps: int, steps_per_epoch: int):
 
 def build(config, precision: str, total_steps: int, steps_per_epoch: int,
           lr_scale: tf.Variable) -> keras.optimizers.Optimizer:
-    """Adam, AdamW or SGD with Nesterov momentum (fused kernels); in a dynamic LossScaleOptimizer for float16."""
+    """Adam, AdamW or SGD with Nesterov momentum; wrapped in a dynamic LossScaleOptimizer for float16."""
     lr = Scaled(learning_rate(config, total_steps, steps_per_epoch), lr_scale)
     wd = config.weight_decay or None
     if config.optimizer == "adam":
-        opt = FusedAdam(lr, weight_decay=wd)
+        opt = keras.optimizers.Adam(lr, weight_decay=wd)
     elif config.optimizer == "adamw":
-        opt = FusedAdamW(lr, weight_decay=config.weight_decay)
+        opt = keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
     else:
-        opt = FusedSGD(lr, momentum=config.momentum, nesterov=True, weight_decay=wd)
+        opt = keras.optimizers.SGD(lr, momentum=config.momentum, nesterov=True, weight_decay=wd)
     if precision == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
