@@ -2,7 +2,7 @@
 
   python -m fmnist.main --config=configs/cpu.py --workdir=runs/cpu
 
-Measured 2026-11-25 on this project's 2-core CPU (AMD Zen 5, AVX512_BF16; `auto` resolved to mixed_bfloat16,
+Measured 2026-11-25 at commit ae5edc7 (see README.md) on the 2-core CPU (AMD Zen 5, AVX512_BF16; `auto` gave bf16,
 no XLA), seed 0, via `make train WORKDIR=/tmp/mt`: 91.91% test accuracy, 79.9 s of training (results.json
 train_time_s), 11,335 examples/s, 95 s for the whole `make train` with the set-up already done.
 """

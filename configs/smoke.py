@@ -2,7 +2,7 @@
 
   python -m fmnist.main --config=configs/smoke.py --workdir=/tmp/fmnist-smoke
 
-Measured 2026-11-25 on this project's 2-core CPU (mixed_bfloat16): 84.03% test accuracy after 200 steps,
+Measured 2026-11-25 at commit ae5edc7 on the 2-core CPU (mixed_bfloat16): 84.03% test accuracy after 200 steps,
 5.5 s of training, 9.6 s wall time (while another training run shared the CPU).
 
 Any config shrinks the same way: --config.num_train_steps=200 --config.steps_per_loop=20.
