@@ -4,7 +4,8 @@
 
 Measured 2026-11-25 at commit ae5edc7 (see README.md) on the 2-core CPU (mixed_bfloat16 by `auto`): seed 0
 92.01%, seed 1 91.55% test accuracy (mean 91.78%), 53.5 s and 52.7 s of training (results.json train_time_s;
-13,607 and 13,807 examples/s), about 60 s wall time each. Below the 93.0%-in-60-s target: README.md's results section says why.
+13,607 and 13,807 examples/s), about 60 s wall time each. Below the 93.0%-in-60-s target: README.md's results
+section says why.
 """
 
 from configs import default
