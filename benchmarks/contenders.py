@@ -53,34 +53,16 @@ def fmnist_chunk(args) -> tuple[Callable[[], None], dict]:
     return lambda: train_steps(exp, iterator, args.steps), info
 
 
-def seeds_keras_model(dtype: str = "float32"):
-    """The seed's CNN as the seed wrote it in Keras: each ReLU inside its convolution, before the pooling.
-
-    fmnist's `seed_cnn` is the same function with each ReLU after its pooling (tests/test_models.py checks that they
-    agree); the keras_fit contender keeps the seed's own definition, so the comparison includes that change.
-    """
-    import keras
-    from keras import layers
-
-    return keras.Sequential([
-        keras.Input((28, 28, 1)),
-        layers.Conv2D(32, 3, activation="relu", dtype=dtype), layers.MaxPooling2D(dtype=dtype),
-        layers.Conv2D(64, 3, activation="relu", dtype=dtype), layers.MaxPooling2D(dtype=dtype),
-        layers.Flatten(dtype=dtype), layers.Dense(128, activation="relu", dtype=dtype),
-        layers.Dense(10, dtype="float32"),
-    ])
-
-
 def keras_fit_chunk(args) -> tuple[Callable[[], None], dict]:
     import keras
 
-    from fmnist import dataset
+    from fmnist import dataset, models
 
     train = dataset.load(args.data_dir or None)[0]["train"]
     n = args.steps * args.batch_size
     x, y = train.images[:n].astype("float32") / 255.0, train.labels[:n]
     keras.utils.set_random_seed(0)
-    model = seeds_keras_model()
+    model = models.build("seed_cnn", dtype="float32")
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     return lambda: model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0), {"precision": "float32"}

@@ -6,7 +6,6 @@ import pytest
 import tensorflow as tf
 from conftest import read_results, run_main
 
-from benchmarks import contenders
 from configs import smoke
 from fmnist import experiment, models
 from fmnist.layers import BatchNormalization
@@ -71,11 +70,3 @@ def test_fused_batchnorm_matches_keras(dtype, tol):
     np.testing.assert_allclose(m1, m2, rtol=1e-5)
     # Inference uses the moving statistics; the moving variance differs only by the unbiased n/(n-1) factor.
     np.testing.assert_allclose(tf.cast(i1, tf.float32), tf.cast(i2, tf.float32), atol=tol * 4 + 2e-3)
-
-
-def test_seed_cnn_is_the_seeds_model():
-    """fmnist's seed_cnn is the seed's own Keras definition (the keras_fit contender's model) layer for layer."""
-    ours, seeds = models.build("seed_cnn"), contenders.seeds_keras_model()
-    seeds.set_weights(ours.get_weights())
-    images = np.random.default_rng(0).normal(size=(16, 28, 28, 1)).astype("float32")
-    np.testing.assert_allclose(ours(images), seeds(images), rtol=1e-5, atol=1e-5)
