@@ -123,3 +123,19 @@ def test_op_profile_tables():
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| op type | ms per step | share |" in proc.stdout and "Conv2D" in proc.stdout
+
+
+def test_conv_kernels_table():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.conv_kernels", "--calls=2", "--rounds=1", "--batch_size=8",
+                           "--peak_size=256"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.strip("| ").split(" | ") for line in proc.stdout.splitlines() if line.startswith("| conv2d")]
+    kernels = [(r[0], r[2]) for r in rows]
+    # The first conv reads the model's input: training never computes its input gradient, so neither does this.
+    fwd, wgrad = "forward (im2col matmul)", "weight gradient (im2col matmul)"
+    assert kernels == [("conv2d", "forward"), ("conv2d", "weight gradient"), ("conv2d", fwd), ("conv2d", wgrad),
+                       ("conv2d_1", "forward"), ("conv2d_1", "input gradient"), ("conv2d_1", "weight gradient"),
+                       ("conv2d_1", fwd), ("conv2d_1", wgrad)]
+    assert all(float(r[3]) > 0 and r[5].endswith("%") for r in rows)
+    differences = proc.stdout.split("max relative difference): ")[1]
+    assert all(float(part.split()[1]) < 1e-2 for part in differences.strip().split(", "))
