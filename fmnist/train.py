@@ -50,10 +50,15 @@ def check_compatible(exp: experiment.Experiment) -> None:
         before = json.loads(path.read_text())
     except ValueError:
         return
-    for key in STATE_KEYS:
-        if key in before and before[key] != exp.config[key]:
-            raise UserError(f"workdir {exp.workdir} holds a run with {key}={before[key]!r}, this config has "
-                            f"{key}={exp.config[key]!r}; use the same config to resume, or a new --workdir")
+    differ = [key for key in STATE_KEYS if key in before and before[key] != exp.config[key]]
+    # The decay may change between runs, but whether averages exist is part of the state: resuming without them
+    # would silently drop them from the next checkpoint, resuming with them has none to restore.
+    if bool(before.get("ema_decay", 0)) != bool(exp.config.ema_decay):
+        differ.append("ema_decay")
+    if differ:
+        key = differ[0]
+        raise UserError(f"workdir {exp.workdir} holds a run with {key}={before.get(key, 0.0)!r}, this config has "
+                        f"{key}={exp.config[key]!r}; use the same config to resume, or a new --workdir")
 
 
 def run_evals(exp: experiment.Experiment, summaries: Summaries, step: int) -> dict:

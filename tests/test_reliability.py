@@ -112,6 +112,7 @@ def _snapshot(folder: Path) -> dict:
 @pytest.mark.parametrize(("args", "message"), [
     (["--config.model=bn_cnn"], "holds a run with model='seed_cnn', this config has model='bn_cnn'"),
     (["--config.optimizer=sgd"], "holds a run with optimizer='adam', this config has optimizer='sgd'"),
+    (["--config.ema_decay=0.99"], "holds a run with ema_decay=0.0, this config has ema_decay=0.99"),
 ])
 def test_incompatible_resume_is_refused_and_changes_nothing(tmp_path, args, message):
     first = run_main(*SHORT, f"--workdir={tmp_path}", "--config.num_train_steps=20")
