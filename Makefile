@@ -40,7 +40,7 @@ lint: $(VENV)/.installed
 bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.step_time --output=benchmarks/results $(ARGS)
-	$(BIN)/python -m benchmarks.step_time --output=benchmarks/results/flagship --models=resnet:32:1 \
+	$(BIN)/python -m benchmarks.step_time --output=benchmarks/results/flagship --models=resnet:16:2 \
 	  --batch_sizes=256 --precisions=auto --jit_compile=false --steps=78 --compare=false --peak_size=0
 
 clean:

@@ -25,7 +25,7 @@ from benchmarks import common
 class CellSpec:
     """One combination of the matrix, and how long to time it."""
 
-    model: str = "seed_cnn"       # NAME or NAME:WIDTH:DEPTH, e.g. resnet:32:1 (configs/best.py's model).
+    model: str = "seed_cnn"       # NAME or NAME:WIDTH:DEPTH, e.g. resnet:16:2 (configs/best.py's model).
     batch_size: int = 128          # Global batch.
     precision: str = "float32"     # A config.precision value (auto resolves per device).
     jit_compile: str = "false"     # A config.jit_compile value.

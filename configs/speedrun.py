@@ -2,9 +2,9 @@
 
   python -m fmnist.main --config=configs/speedrun.py --workdir=runs/speedrun [--config.seed=1]
 
-Measured 2026-11-25 at commit ae5edc7 (see README.md) on the 2-core CPU (mixed_bfloat16 by `auto`): seed 0
-92.01%, seed 1 91.55% test accuracy (mean 91.78%), 53.5 s and 52.7 s of training (results.json train_time_s;
-13,607 and 13,807 examples/s), about 60 s wall time each. Below the 93.0%-in-60-s target: README.md's results
+Measured 2026-11-25 at commit 9e8cef5 (see README.md) on the 2-core CPU (mixed_bfloat16 by `auto`): seed 0
+92.06%, seed 1 91.63% test accuracy (mean 91.85%), 55.8 s and 57.5 s of training (results.json train_time_s;
+13,055 and 12,721 examples/s), 62 and 64 s wall time. Below the 93.0%-in-60-s target: README.md's results
 section says why.
 """
 
