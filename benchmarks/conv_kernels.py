@@ -113,8 +113,9 @@ def main(argv: list[str]) -> None:
     model = models.build(name, dtype=_PRECISION.value, width=width, depth=depth)
     dtype = keras.mixed_precision.Policy(_PRECISION.value).compute_dtype
     batch, calls = _BATCH.value, _CALLS.value
-    timers, flops, errors = {}, {}, {}
+    timers, flops, errors, inputs = {}, {}, {}, {}
     for shape in conv_shapes(model):
+        inputs[shape["name"]] = "x".join(str(d) for d in shape["input"])
         kh, kw, cin, cout = shape["kernel"]
         work = 2 * batch * int(np.prod(shape["output"][:2])) * kh * kw * cin * cout
         found = kernels(shape, batch, dtype)
@@ -136,10 +137,9 @@ def main(argv: list[str]) -> None:
     for (layer, kernel), samples in times.items():
         seconds = statistics.median(samples)
         native_ms += 0 if "im2col" in kernel else 1000 * seconds
-        share = f"{100 * flops[layer, kernel] / seconds / peak:.0f}%" if peak else "-"
-        shape = "x".join(str(d) for d in next(s["input"] for s in conv_shapes(model) if s["name"] == layer))
-        print(f"| {layer} | {shape} | {kernel} | {1000 * seconds:.3f} | {flops[layer, kernel] / seconds / 1e9:,.1f} "
-              f"| {share} |")
+        rate = flops[layer, kernel] / seconds
+        share = f"{100 * rate / peak:.0f}%" if peak else "-"
+        print(f"| {layer} | {inputs[layer]} | {kernel} | {1000 * seconds:.3f} | {rate / 1e9:,.1f} | {share} |")
     print(f"\nNative kernels together: {native_ms:.2f} ms per step. im2col against the native kernels "
           "(max relative difference): " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()))
 
