@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from benchmarks import common
 from fmnist import models
 
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Batch.")
@@ -66,7 +67,7 @@ def main(argv: list[str]) -> None:
     names = list(runners)
     rates: dict[str, list[float]] = {name: [] for name in names}
     for r in range(_ROUNDS.value):
-        for name in names[r % len(names):] + names[:r % len(names)]:
+        for name in common.rotated(names, r):
             rates[name].append(runners[name]())
     medians = {name: float(np.median(rates[name])) for name in names}
     print(f"batch {_BATCH.value}, {_PRECISION.value}, median of {_ROUNDS.value} rounds")
