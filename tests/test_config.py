@@ -8,7 +8,7 @@ from fmnist import config_validation
 from fmnist.errors import ConfigError
 
 BAD_VALUES = [
-    ("model", "vgg", "config.model='vgg' is not one of bn_cnn, resnet, seed_cnn"),
+    ("model", "vgg", "config.model='vgg' is not one of bn_cnn, fast_cnn, resnet, seed_cnn"),
     ("precision", "float8", "config.precision='float8' is not one of"),
     ("strategy", "horovod", "config.strategy='horovod' is not one of"),
     ("jit_compile", "maybe", "config.jit_compile='maybe' is not one of auto, true, false"),

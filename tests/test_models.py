@@ -70,3 +70,15 @@ def test_fused_batchnorm_matches_keras(dtype, tol):
     np.testing.assert_allclose(m1, m2, rtol=1e-5)
     # Inference uses the moving statistics; the moving variance differs only by the unbiased n/(n-1) factor.
     np.testing.assert_allclose(tf.cast(i1, tf.float32), tf.cast(i2, tf.float32), atol=tol * 4 + 2e-3)
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_fast_cnn_pools_before_normalizing(depth):
+    """`depth` convolutions per stage; each stage's last is pooled before its BatchNorm (a quarter of the pixels)."""
+    model = models.build("fast_cnn", width=8, depth=depth)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("Conv2D") == 3 * depth and kinds.count("MaxPooling2D") == 3
+    pooled = [model.layers[i].output.shape for i, k in enumerate(kinds) if k == "MaxPooling2D"]
+    assert [s[1:] for s in pooled] == [(14, 14, 8), (7, 7, 16), (3, 3, 32)]
+    assert all(kinds[i + 1] == "BatchNormalization" for i, k in enumerate(kinds) if k == "MaxPooling2D")
+    assert model.output.shape[1:] == (10,)
