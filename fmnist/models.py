@@ -95,9 +95,9 @@ def fast_cnn(*, dtype, width: int, depth: int, dropout: float) -> keras.Model:
     """configs/speedrun.py's CNN: 3 stages (28, 14, 7 pixels) of widths w, 2w, 4w (default 16), a 256-unit dense layer.
 
     Each stage is `depth` 3x3 convolutions (default 1); the last is pooled *before* its BatchNorm and ReLU (airbench's
-    order), so they run on a quarter of the pixels: 16.2k against 13.2k examples/s with BN-ReLU-pool at width 16
-    (batch 256, mixed_bfloat16, this 2-core CPU), accuracy within the seeds' spread. The 3x3x4w map is flattened, not
-    averaged.
+    order), so they run on a quarter of the pixels: 16.2k against 13.2k examples/s for BN-ReLU-pool (width 16, a
+    128-unit head, batch 256, mixed_bfloat16, this 2-core CPU), accuracy within the seeds' spread. The 3x3x4w map is
+    flattened, not averaged.
     """
     w, d = width or 16, depth or 1
     inputs = keras.Input(IMAGE_SHAPE)
