@@ -51,8 +51,11 @@ def seed_cnn(*, dtype, width: int, depth: int, dropout: float) -> keras.Model:
     return keras.Model(inputs, _head(x, dropout, dtype), name="seed_cnn")
 
 
-def _conv_bn_relu(x, filters: int, dtype, stride: int = 1):
+def _conv_bn_relu(x, filters: int, dtype, stride: int = 1, pool: bool = False):
+    """3x3 conv, then (with `pool`) a 2x2 max-pool, then BatchNorm and ReLU."""
     x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, dtype=dtype)(x)
+    if pool:
+        x = layers.MaxPooling2D(dtype=dtype)(x)
     x = BatchNormalization(momentum=BN_MOMENTUM, dtype=dtype)(x)
     return layers.ReLU(dtype=dtype)(x)
 
@@ -83,13 +86,6 @@ def _residual_block(x, filters: int, stride: int, dtype):
     return layers.ReLU(dtype=dtype)(layers.Add(dtype=dtype)([shortcut, y]))
 
 
-def _conv_pool_bn_relu(x, filters: int, dtype):
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, dtype=dtype)(x)
-    x = layers.MaxPooling2D(dtype=dtype)(x)
-    x = BatchNormalization(momentum=BN_MOMENTUM, dtype=dtype)(x)
-    return layers.ReLU(dtype=dtype)(x)
-
-
 @register("fast_cnn")
 def fast_cnn(*, dtype, width: int, depth: int, dropout: float) -> keras.Model:
     """configs/speedrun.py's CNN: 3 stages (28, 14, 7 pixels) of widths w, 2w, 4w (default 16), a 256-unit dense layer.
@@ -103,9 +99,8 @@ def fast_cnn(*, dtype, width: int, depth: int, dropout: float) -> keras.Model:
     inputs = keras.Input(IMAGE_SHAPE)
     x = inputs
     for stage in range(3):
-        for _ in range(d - 1):
-            x = _conv_bn_relu(x, w * 2**stage, dtype)
-        x = _conv_pool_bn_relu(x, w * 2**stage, dtype)
+        for block in range(d):
+            x = _conv_bn_relu(x, w * 2**stage, dtype, pool=block == d - 1)
     x = layers.Flatten(dtype=dtype)(x)
     x = layers.Dense(256, use_bias=False, dtype=dtype)(x)
     x = layers.ReLU(dtype=dtype)(BatchNormalization(momentum=BN_MOMENTUM, dtype=dtype)(x))
