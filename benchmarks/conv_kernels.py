@@ -24,6 +24,7 @@ from absl import app, flags
 
 from benchmarks import common
 from benchmarks.cell import parse_model
+from benchmarks.peak import matmul_peak
 from fmnist import models
 
 _MODEL = flags.DEFINE_string("model", "seed_cnn", "NAME or NAME:WIDTH:DEPTH.")
@@ -98,15 +99,6 @@ def seconds_per_call(fn: Callable[[], tf.Tensor], calls: int) -> float:
     return (time.perf_counter() - t0) / calls
 
 
-def peak_flops(size: int, dtype: str) -> float | None:
-    if not size:
-        return None
-    a = tf.cast(tf.random.stateless_normal([size, size], seed=[0, 1]), dtype)
-    matmul = tf.function(lambda: tf.matmul(a, a)[0, 0])
-    matmul().numpy()
-    return 2 * size**3 / statistics.median(seconds_per_call(matmul, 3) for _ in range(3))
-
-
 def main(argv: list[str]) -> None:
     del argv
     name, width, depth = parse_model(_MODEL.value)
@@ -128,7 +120,7 @@ def main(argv: list[str]) -> None:
     for r in range(_ROUNDS.value):
         for key in common.rotated(list(timers), r):
             times[key].append(seconds_per_call(timers[key], calls))
-    peak = peak_flops(_PEAK_SIZE.value, dtype)
+    peak = matmul_peak(_PEAK_SIZE.value, dtype, repeats=5)["flops_per_sec"]["median"] if _PEAK_SIZE.value else None
     peak_text = f"{peak / 1e9:,.1f} GFLOP/s ({dtype} {_PEAK_SIZE.value}^3 matmul)" if peak else "not measured"
     print(f"{_MODEL.value}, batch {batch}, {_PRECISION.value} (compute {dtype}), median of {_ROUNDS.value} rounds of "
           f"{calls} calls; peak {peak_text}\n")
