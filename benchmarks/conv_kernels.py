@@ -13,7 +13,9 @@ GFLOP/s against a square matmul peak measured in the same process. A profile of 
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -120,7 +122,10 @@ def main(argv: list[str]) -> None:
     for r in range(_ROUNDS.value):
         for key in common.rotated(list(timers), r):
             times[key].append(seconds_per_call(timers[key], calls))
-    peak = matmul_peak(_PEAK_SIZE.value, dtype, repeats=5)["flops_per_sec"]["median"] if _PEAK_SIZE.value else None
+    peak = None
+    if _PEAK_SIZE.value:
+        with contextlib.redirect_stdout(sys.stderr):  # Its progress lines are protocol messages, not this table.
+            peak = matmul_peak(_PEAK_SIZE.value, dtype, repeats=5)["flops_per_sec"]["median"]
     peak_text = f"{peak / 1e9:,.1f} GFLOP/s ({dtype} {_PEAK_SIZE.value}^3 matmul)" if peak else "not measured"
     print(f"{_MODEL.value}, batch {batch}, {_PRECISION.value} (compute {dtype}), median of {_ROUNDS.value} rounds of "
           f"{calls} calls; peak {peak_text}\n")

@@ -129,6 +129,7 @@ def test_conv_kernels_table():
     proc = subprocess.run([sys.executable, "-m", "benchmarks.conv_kernels", "--calls=2", "--rounds=1", "--batch_size=8",
                            "--peak_size=256"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert common.MARK not in proc.stdout  # The peak's progress messages go to stderr, not into the table.
     rows = [line.strip("| ").split(" | ") for line in proc.stdout.splitlines() if line.startswith("| conv2d")]
     kernels = [(r[0], r[2]) for r in rows]
     # The first conv reads the model's input: training never computes its input gradient, so neither does this.
