@@ -38,6 +38,14 @@ class Checkpoints:
         logging.info("Resumed from %s", path)
         return path
 
+    def roll_back(self) -> str:
+        """Restores the latest checkpoint mid-run. The run restored or wrote it, so its layout was checked; only objects
+        made after the run's start (the preemption handler's run counter) may be missing from it: they keep their
+        values. (A checkpoint from a single-process run, resumed by several workers, holds no such counter.)"""
+        path = tf.train.latest_checkpoint(str(self.directory))
+        self.checkpoint.restore(path).assert_nontrivial_match()
+        return path
+
     def save(self, step: int) -> str:
         return self.manager.save(checkpoint_number=step)
 

@@ -146,7 +146,7 @@ def _recover(exp: experiment.Experiment, p: Progress, stop: int):
     if p.nan_retries > c.nan_max_retries:
         raise TrainingError(f"non-finite loss in steps {p.step + 1}-{stop} after {c.nan_max_retries} rollbacks "
                             f"with a lower learning rate; lower --config.learning_rate or check the data")
-    exp.checkpoints.restore_latest()
+    exp.checkpoints.roll_back()
     exp.lr_scale.assign(exp.lr_scale * c.nan_lr_factor)
     logging.warning("Non-finite loss in steps %d-%d: rolled back to step %d, learning rate x%g (retry %d of %d)",
                     p.step + 1, stop, int(exp.step.numpy()), float(exp.lr_scale.numpy()), p.nan_retries,

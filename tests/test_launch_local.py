@@ -263,3 +263,19 @@ def test_relaunched_workers_resume_from_the_last_checkpoint(tmp_path):
     assert re.search(r"^\[worker 1\] .*Resumed from .*ckpt-40$", again.stdout, re.M), again.stdout[-4000:]
     r = json.loads((tmp_path / "results.json").read_text())
     assert (r["start_step"], r["steps"]) == (40, 80)
+
+
+def test_workers_resuming_a_single_process_run_roll_back_past_a_nan(tmp_path):
+    """The preemption handler (multi_worker only) adds a variable to the checkpoint after the resume: a rollback to
+    the single-process run's checkpoint, which lacks it, must still restore it."""
+    args = ["--config=configs/smoke.py", f"--workdir={tmp_path}", "--config.steps_per_loop=20",
+            "--config.eval_every_steps=40", "--config.checkpoint_every_steps=40"]
+    single = subprocess.run([sys.executable, "-m", "fmnist.main", *args, "--config.num_train_steps=40"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    workers = _launch(tmp_path, "--config.num_train_steps=80", "--config.fault_nan_at_step=45")
+    assert workers.returncode == 0, workers.stdout[-4000:]
+    assert re.search(r"^\[worker 1\] .*Non-finite loss in steps 41-60: rolled back to step 40", workers.stdout,
+                     re.M), workers.stdout[-4000:]
+    r = json.loads((tmp_path / "results.json").read_text())
+    assert (r["strategy"], r["start_step"], r["steps"], r["nan_retries"]) == ("multi_worker", 40, 80, 1), r
