@@ -1,6 +1,6 @@
 """How close a model's convolution kernels run to the machine's peak, each kernel timed alone.
 
-  python -m benchmarks.conv_kernels [--model=seed_cnn] [--batch_size=128] [--precision=mixed_bfloat16]
+  python -m benchmarks.conv_kernels [--model=seed_cnn] [--batch_size=128] [--precision=auto]
 
 For every Conv2D layer of the model (its real shapes, strides and padding, in the compute dtype), times the three
 kernels of a training step one at a time: forward, input gradient (not for a layer that reads the model's input:
@@ -28,10 +28,12 @@ from benchmarks import common
 from benchmarks.cell import parse_model
 from benchmarks.peak import matmul_peak
 from fmnist import models
+from fmnist.precision import resolve_precision
 
 _MODEL = flags.DEFINE_string("model", "seed_cnn", "NAME or NAME:WIDTH:DEPTH.")
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Batch.")
-_PRECISION = flags.DEFINE_string("precision", "mixed_bfloat16", "Keras dtype policy (float32, mixed_bfloat16, ...).")
+_PRECISION = flags.DEFINE_string("precision", "auto", "Keras dtype policy (float32, mixed_bfloat16, ...); auto: this "
+                                 "host's (bfloat16 where native, else float32, as training resolves it).")
 _CALLS = flags.DEFINE_integer("calls", 30, "Kernel calls per timed round.")
 _ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds.")
 _PEAK_SIZE = flags.DEFINE_integer("peak_size", 4096, "Square matmul size for the peak (0 skips it).")
@@ -104,8 +106,9 @@ def seconds_per_call(fn: Callable[[], tf.Tensor], calls: int) -> float:
 def main(argv: list[str]) -> None:
     del argv
     name, width, depth = parse_model(_MODEL.value)
-    model = models.build(name, dtype=_PRECISION.value, width=width, depth=depth)
-    dtype = keras.mixed_precision.Policy(_PRECISION.value).compute_dtype
+    policy = resolve_precision(_PRECISION.value, "CPU")
+    model = models.build(name, dtype=policy, width=width, depth=depth)
+    dtype = keras.mixed_precision.Policy(policy).compute_dtype
     batch, calls = _BATCH.value, _CALLS.value
     timers, flops, errors, inputs = {}, {}, {}, {}
     for shape in conv_shapes(model):
@@ -127,7 +130,7 @@ def main(argv: list[str]) -> None:
         with contextlib.redirect_stdout(sys.stderr):  # Its progress lines are protocol messages, not this table.
             peak = matmul_peak(_PEAK_SIZE.value, dtype, repeats=5)["flops_per_sec"]["median"]
     peak_text = f"{peak / 1e9:,.1f} GFLOP/s ({dtype} {_PEAK_SIZE.value}^3 matmul)" if peak else "not measured"
-    print(f"{_MODEL.value}, batch {batch}, {_PRECISION.value} (compute {dtype}), median of {_ROUNDS.value} rounds of "
+    print(f"{_MODEL.value}, batch {batch}, {policy} (compute {dtype}), median of {_ROUNDS.value} rounds of "
           f"{calls} calls; peak {peak_text}\n")
     print("| layer | input | kernel | ms | GFLOP/s | % of peak |\n| --- | --- | --- | --- | --- | --- |")
     native_ms = 0.0

@@ -22,6 +22,7 @@ from fmnist import (
     dataset,
     ema,
     input_pipeline,
+    layers,
     models,
     optimizer,
     precision,
@@ -86,6 +87,7 @@ class Experiment:
     loops: train_loop.Loops
     checkpoints: checkpoint.Checkpoints
     ema: ema.WeightAverage | None = None    # config.ema_decay > 0: evaluation uses these averaged weights.
+    batchnorm: str = "single replica"       # Or "synchronized", or "per-replica, averaged every loop".
 
     @property
     def global_batch(self) -> int:
@@ -147,20 +149,35 @@ def build(config, workdir: str) -> Experiment:
     plan = make_plan(config, len(train_split))
     keras.utils.set_random_seed(config.seed)
 
+    sync_bn = synchronized_batchnorm(runtime, jit)
     with runtime.strategy.scope():
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         model = models.build(config.model, dtype=resolved_precision, width=config.model_width,
                              depth=config.model_depth, dropout=config.dropout)
+        layers.synchronize_batchnorm(model, sync_bn)
+        layers.bind_step(model, step, config.seed)
         lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
         opt = optimizer.build(config, resolved_precision, plan.total_steps, plan.steps_per_epoch, lr_scale)
         opt.build(model.trainable_variables)  # Before any restore, so the optimizer slots are restored too.
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         average = ema.WeightAverage(model, config.ema_decay, opt.iterations) if config.ema_decay else None
         loops = train_loop.build(runtime.strategy, model, opt, step, global_batch=config.batch_size,
                                  jit_compile=jit, label_smoothing=config.label_smoothing,
-                                 tta_flip=config.tta_flip, ema=average)
+                                 tta_flip=config.tta_flip, ema=average,
+                                 faults=train_loop.Faults(config.fault_nan_at_step, config.fault_nan_replica),
+                                 average_replica_state=not sync_bn)
     extra = {"ema": average.checkpointable} if average else {}
     ckpts = checkpoint.Checkpoints(root, is_chief=runtime.is_chief, worker_index=runtime.worker_index,
                                    keep=config.keep_checkpoints, model=model, optimizer=opt, step=step,
                                    lr_scale=lr_scale, **extra)
+    batchnorm = ("single replica" if runtime.num_replicas == 1 else
+                 "synchronized" if sync_bn else "per-replica, averaged every loop")
     return Experiment(config, root, runtime, resolved_precision, jit, plan, splits, class_names, model, opt, step,
-                      lr_scale, loops, ckpts, average)
+                      lr_scale, loops, ckpts, average, batchnorm)
+
+
+def synchronized_batchnorm(runtime: strategy.Runtime, jit_compile: bool) -> bool:
+    """Whether BatchNorm uses the global batch's statistics: on several replicas, except where the forward pass is
+    XLA-compiled on CPU devices, which cannot compile the all-reduce (a `merge_call` there). XLA on GPUs and TPUs
+    compiles it as a collective. Elsewhere each replica normalises its own batch and the moving statistics are
+    averaged over replicas at the end of every inner loop."""
+    return runtime.num_replicas > 1 and not (jit_compile and runtime.device_type == "CPU")

@@ -405,7 +405,7 @@ def _write_metadata(path: Path, workdir: Path, ckpt_path: str, weights: str, con
     meta = {"workdir": str(workdir), "checkpoint": ckpt_path, "step": checkpoint_step(ckpt_path), "weights": weights,
             "class_names": list(CLASS_NAMES), "config": config, "eval_accuracy": results.get("eval_accuracy"),
             "signatures": ["serving_default", "classify_images", "classify_bytes", "preprocess_bytes"],
-            "tensorflow": tf.__version__, "exported_at": datetime.datetime.now(datetime.UTC).isoformat()}
+            "tensorflow": tf.__version__, "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}
     extra = path / "assets.extra"
     extra.mkdir()
     (extra / "fmnist.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
+from absl import logging
 
 TRAIN_FLOPS_FACTOR = 3
 
@@ -38,3 +39,14 @@ def forward_flops_per_example(model: keras.Model) -> int:
 def train_flops_per_example(model: keras.Model) -> int:
     """FLOPs of one example's training step: TRAIN_FLOPS_FACTOR x forward."""
     return TRAIN_FLOPS_FACTOR * forward_flops_per_example(model)
+
+
+def forward_flops_or_none(model: keras.Model) -> int | None:
+    """`forward_flops_per_example`, or None with a warning: the count uses TensorFlow's private profiler APIs, and a
+    change there must not cost a run its results."""
+    try:
+        return forward_flops_per_example(model)
+    except Exception as e:  # noqa: BLE001 - private APIs may fail in any way; the count is optional.
+        logging.warning("Could not count the model's FLOPs (%s: %s); results.json will have none",
+                        type(e).__name__, str(e).splitlines()[0][:160] if str(e) else "")
+        return None

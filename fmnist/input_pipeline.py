@@ -25,9 +25,12 @@ PARALLEL_CALLS, PREFETCH = 2, 4
 
 
 def _finish(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """Repeated: the loops read an exact number of batches, and an infinite dataset spares MultiWorkerMirrored-
+    Strategy the all-reduce per step with which a finite one checks that every worker still has data
+    (`get_next_as_optional`)."""
     options = tf.data.Options()
     options.autotune.enabled = False
-    return ds.prefetch(PREFETCH).with_options(options)
+    return ds.repeat().prefetch(PREFETCH).with_options(options)
 
 
 def normalize(images: tf.Tensor) -> tf.Tensor:

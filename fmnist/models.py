@@ -14,7 +14,7 @@ import keras
 from keras import layers
 
 from fmnist.dataset import IMAGE_SHAPE, NUM_CLASSES
-from fmnist.layers import BatchNormalization
+from fmnist.layers import BatchNormalization, Dropout
 
 Builder = Callable[..., keras.Model]
 # PyTorch's 0.1 update rate: Keras's 0.99 leaves the running statistics far off for the first ~1000 steps, which
@@ -38,7 +38,7 @@ def build(name: str, *, dtype: str = "float32", width: int = 0, depth: int = 0, 
 
 def _head(x, dropout: float, dtype) -> keras.KerasTensor:
     if dropout:
-        x = layers.Dropout(dropout, dtype=dtype)(x)
+        x = Dropout(dropout, dtype=dtype)(x)
     return layers.Dense(NUM_CLASSES, dtype="float32", name="logits")(x)  # float32 logits for a stable loss.
 
 

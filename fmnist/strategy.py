@@ -133,10 +133,21 @@ def _multi_worker(device_type: str) -> Runtime:
                    {"communication": impl.name})
 
 
+def tpu_resolver_plan(tpu: str) -> tuple[dict, bool]:
+    """(TPUClusterResolver kwargs, whether to connect to the cluster) for config.tpu.
+
+    "local" is a TPU VM, whose chips this host drives: `TPUClusterResolver(tpu="local")`, as TensorFlow's TPU VM
+    instructions give it (an empty name would take the Cloud TPU API route, which needs TPU_NAME). Any other value
+    names a TPU Node or gRPC address, reached through `experimental_connect_to_cluster`.
+    """
+    return {"tpu": tpu}, tpu != "local"
+
+
 def _tpu(tpu: str) -> Runtime:
+    kwargs, connect = tpu_resolver_plan(tpu)
     try:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu="" if tpu == "local" else tpu)
-        if tpu != "local":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(**kwargs)
+        if connect:
             tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as e:

@@ -16,8 +16,10 @@ from fmnist.metrics import Summaries, format_duration, write_json_atomic
 from fmnist.preemption import Preemption
 from fmnist.workdir_lock import WorkdirLock
 
-# Keys that fix the shape of the checkpointed state: resuming with other values would be wrong.
-STATE_KEYS = ("model", "model_width", "model_depth", "optimizer", "precision")
+# Keys that fix the checkpointed state's layout (model, optimizer, loss scale) or the meaning of its step (the data
+# order and the hold-out): resuming with other values would be wrong. Precision is compared as resolved.
+STATE_KEYS = ("model", "model_width", "model_depth", "optimizer", "resolved_precision", "batch_size", "seed",
+              "validation_size")
 
 
 @dataclass
@@ -50,15 +52,20 @@ def check_compatible(exp: experiment.Experiment) -> None:
         before = json.loads(path.read_text())
     except ValueError:
         return
-    differ = [key for key in STATE_KEYS if key in before and before[key] != exp.config[key]]
+    now = exp.config.to_dict() | {"resolved_precision": exp.precision}
+    differ = [key for key in STATE_KEYS if key in before and before[key] != now[key]]
     # The decay may change between runs, but whether averages exist is part of the state: resuming without them
     # would silently drop them from the next checkpoint, resuming with them has none to restore.
     if bool(before.get("ema_decay", 0)) != bool(exp.config.ema_decay):
         differ.append("ema_decay")
     if differ:
         key = differ[0]
+        if key == "resolved_precision":
+            raise UserError(f"workdir {exp.workdir} holds a run trained in {before[key]} (precision="
+                            f"{before.get('precision')!r}), this run resolves to {exp.precision}; resume with "
+                            f"--config.precision={before[key]}, or use a new --workdir")
         raise UserError(f"workdir {exp.workdir} holds a run with {key}={before.get(key, 0.0)!r}, this config has "
-                        f"{key}={exp.config[key]!r}; use the same config to resume, or a new --workdir")
+                        f"{key}={now[key]!r}; use the same config to resume, or a new --workdir")
 
 
 def run_evals(exp: experiment.Experiment, summaries: Summaries, step: int) -> dict:
@@ -133,7 +140,10 @@ class Profiler:
 
 
 def _healthy(exp: experiment.Experiment, sums: dict, steps: int) -> bool:
-    """Non-finite loss is a fault, except float16's normal skipped steps (the loss scaler handles those)."""
+    """A loop is healthy when every weight is finite at its end (checked on every replica), and its loss was finite,
+    except for float16's skipped steps (the loss scaler handles those, unless it skipped the whole loop)."""
+    if sums["nonfinite_state"] > 0:
+        return False
     if exp.precision == "mixed_float16":
         return sums["nonfinite_steps"] < steps
     return bool(np.isfinite(sums["loss"]))
@@ -160,13 +170,13 @@ def _train_one_loop(exp: experiment.Experiment, iterator, p: Progress, stop: int
     inject = p.step < c.fault_nan_at_step + 1 <= stop and p.faults_injected < c.fault_nan_repeats
     if inject:
         p.faults_injected += 1
-        exp.loops.loss_multiplier.assign(float("nan"))
+        exp.loops.fault_armed.assign(True)
     t0 = time.perf_counter()
     exp.loops.train(iterator, tf.constant(stop - p.step, tf.int32))
     sums = exp.loops.train_sums.read()
     dt = time.perf_counter() - t0
     if inject:
-        exp.loops.loss_multiplier.assign(1.0)
+        exp.loops.fault_armed.assign(False)
     p.train_time += dt
     if p.loops_run:  # The first loop includes tracing and compilation.
         p.timed_time, p.timed_steps = p.timed_time + dt, p.timed_steps + stop - p.step
@@ -241,7 +251,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
             exp.checkpoints.save(0)  # A state to roll back to if the very first steps go non-finite.
         summaries = Summaries(exp.workdir, enabled=rt.is_chief)
         if rt.is_chief:
-            write_json_atomic(exp.workdir / "config.json", config.to_dict())
+            write_json_atomic(exp.workdir / "config.json", config.to_dict() | {"resolved_precision": exp.precision})
             summaries.text("train", start_step, "config", f"```\n{config}\n```")
             summaries.text("train", start_step, "runtime", f"```\n{rt.describe()}\n```")
             _start_images(exp, summaries, start_step)
@@ -250,10 +260,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
                                                                 for k, v in rt.describe().items()})
         logging.info("Model %s: %s parameters; %d steps of %d per epoch", config.model,
                      f"{exp.model.count_params():,}", exp.plan.total_steps, exp.plan.steps_per_epoch)
+        forward_flops = flops.forward_flops_or_none(exp.model)  # Before training: a failure here costs nothing.
         run_training(exp, summaries, preemption, p)
         if not p.results:  # Nothing left to train (a finished run re-run): evaluate the restored weights.
             p.results = run_evals(exp, summaries, p.step)
-        out = _results(exp, p, start_step, resumed, time.time() - wall_start)
+        out = _results(exp, p, start_step, resumed, time.time() - wall_start, forward_flops)
         if exp.ema is not None:  # The plain weights' figure beside the averaged one, for comparison.
             out["eval_accuracy_without_ema"] = exp.evaluate("test")["accuracy"]
         logging.info("Worker %d final weights fingerprint %s", rt.worker_index, out["weights_fingerprint"])
@@ -292,8 +303,11 @@ def evaluate_only(config, workdir: str) -> dict:
     return results
 
 
-def _results(exp: experiment.Experiment, p: Progress, start_step: int, resumed: str | None, wall: float) -> dict:
+def _results(exp: experiment.Experiment, p: Progress, start_step: int, resumed: str | None, wall: float,
+             forward_flops: int | None) -> dict:
     c, test = exp.config, p.results["test"]
+    # Training compute of the whole run (all its steps, resumed or not): 3 x forward FLOPs x examples seen.
+    train_tflop = flops.TRAIN_FLOPS_FACTOR * forward_flops * p.step * c.batch_size / 1e12 if forward_flops else None
     return {
         "eval_accuracy": test["accuracy"], "eval_loss": test["loss"], "eval_count": test["count"],
         "eval_accuracy_tta_flip": test["accuracy_tta"],
@@ -306,7 +320,8 @@ def _results(exp: experiment.Experiment, p: Progress, start_step: int, resumed: 
         "resumed_from": resumed, "nan_retries": p.nan_retries, "eval_time_s": p.eval_time,
         "target_accuracy": c.target_accuracy or None, "time_to_target_s": p.time_to_target,
         "target_step": p.target_step, "model": c.model,
-        "params": exp.model.count_params(), "forward_flops_per_example": flops.forward_flops_per_example(exp.model),
-        "precision": exp.precision, "jit_compile": exp.jit_compile,
+        "params": exp.model.count_params(), "forward_flops_per_example": forward_flops,
+        "train_tflop": train_tflop, "precision": exp.precision, "jit_compile": exp.jit_compile,
+        "batchnorm": exp.batchnorm,
         **exp.runtime.describe(), "weights_fingerprint": exp.weights_fingerprint(), "config": c.to_dict(),
     }

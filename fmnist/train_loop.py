@@ -1,8 +1,17 @@
 """The compiled inner loops: `steps_per_loop` training steps, or a full evaluation, per tf.function call.
 
-Per replica, the forward and backward pass is one `tf.function(jit_compile=...)` returning (loss, grads); the
-optimizer update runs outside it in replica context. This is the pattern that works for every strategy with and
-without XLA: compiling the update itself fails in `merge_call` under Mirrored/MultiWorker strategies on CPUs.
+Per replica, the forward and backward pass returns (loss, grads) and the optimizer update runs after it in replica
+context. With XLA the pass is one `tf.function(jit_compile=True)`: compiling the update itself fails in `merge_call`
+under Mirrored/MultiWorker strategies on CPUs. Without XLA it is traced inline, so that synchronised BatchNorm's
+all-reduce (a `merge_call` under MirroredStrategy) is not inside a nested function.
+
+What keeps replicas and workers identical (fmnist/layers.py has the layers' part):
+  * the optimizer sums the gradients over replicas;
+  * float16: a step whose gradients are non-finite on any replica is skipped on every replica (one scalar
+    all-reduce per step agrees on it before the loss scaler decides), and counted once;
+  * BatchNorm statistics are the global batch's (synchronised) or, where that cannot compile (XLA on CPU devices),
+    the moving statistics and their EMA are averaged over replicas at the end of every inner loop;
+  * the global step advances once per step, in cross-replica context; dropout masks derive from it.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from fmnist.dataset import NUM_CLASSES
 from fmnist.ema import WeightAverage
 from fmnist.metrics import ReplicaSums
 
-TRAIN_SUMS = {"loss": (), "correct": (), "count": (), "nonfinite_steps": ()}
+TRAIN_SUMS = {"loss": (), "correct": (), "count": (), "nonfinite_steps": (), "nonfinite_state": ()}
 EVAL_SUMS = {"loss": (), "correct": (), "correct_tta": (), "count": (), "confusion": (NUM_CLASSES, NUM_CLASSES)}
 
 
@@ -28,60 +37,97 @@ class Loops:
     evaluate: tf.types.experimental.GenericFunction
     train_sums: ReplicaSums
     eval_sums: ReplicaSums
-    loss_multiplier: tf.Variable  # 1.0; NaN only to inject a fault in tests (config.fault_nan_at_step).
+    fault_armed: tf.Variable  # False; True only to inject a fault in tests (config.fault_nan_at_step).
+
+
+@dataclass
+class Faults:
+    """Testing aid: while armed, the loss of global step `step` is NaN on replica `replica` (-1: on every one)."""
+
+    step: int = -1
+    replica: int = -1
+
+
+def per_example_loss(labels, logits, smoothing: float):
+    if not smoothing:
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+    targets = tf.one_hot(labels, NUM_CLASSES) * (1 - smoothing) + smoothing / NUM_CLASSES
+    return tf.nn.softmax_cross_entropy_with_logits(targets, logits)
 
 
 def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras.optimizers.Optimizer,
           step: tf.Variable, *, global_batch: int, jit_compile: bool, label_smoothing: float = 0.0,
-          tta_flip: bool = False, ema: WeightAverage | None = None) -> Loops:
+          tta_flip: bool = False, ema: WeightAverage | None = None, faults: Faults | None = None,
+          average_replica_state: bool = False) -> Loops:
     """Builds the loops; call inside `strategy.scope()` (the metric variables are created here).
 
     With `ema`, its averages follow every optimizer step. With `tta_flip`, evaluation also averages the
     probabilities of each image and its mirror (`correct_tta`), reported beside the plain figure, never instead of it.
+    With `average_replica_state`, the model's non-trainable weights (BatchNorm's moving statistics) and their
+    averages are averaged over replicas after every inner loop.
     """
+    faults = faults or Faults()
     train_sums, eval_sums = ReplicaSums(TRAIN_SUMS), ReplicaSums(EVAL_SUMS)
-    loss_multiplier = tf.Variable(1.0, trainable=False, name="loss_multiplier")
+    fault_armed = tf.Variable(False, trainable=False, name="fault_armed")
     variables = model.trainable_variables
     loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    several = strategy.num_replicas_in_sync > 1
+    replica_state = _replica_state(model, ema) if average_replica_state and several else []
 
-    def per_example_loss(labels, logits, smoothing):
-        if not smoothing:
-            return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
-        targets = tf.one_hot(labels, NUM_CLASSES) * (1 - smoothing) + smoothing / NUM_CLASSES
-        return tf.nn.softmax_cross_entropy_with_logits(targets, logits)
-
-    @tf.function(jit_compile=jit_compile)
-    def forward_backward(images, labels):
+    def forward_backward(images, labels, multiplier):
         with tf.GradientTape() as tape:
             logits = tf.cast(model(images, training=True), tf.float32)
-            per_example = per_example_loss(labels, logits, label_smoothing)
-            per_example *= loss_multiplier
+            per_example = per_example_loss(labels, logits, label_smoothing) * multiplier
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
             scaled = optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, variables)
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
-        if loss_scaled:  # The loss scaler skips steps with non-finite gradients: count them.
-            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
-        else:  # Elsewhere a non-finite loss is the fault to detect, without a pass over every gradient.
-            finite = tf.math.is_finite(loss)
+        # The loss scaler skips steps with non-finite gradients: they are counted. Elsewhere a non-finite loss is
+        # the fault to detect (in the loss sum), without a pass over every gradient.
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads]) if loss_scaled else True
         return tf.reduce_sum(per_example), correct, finite, grads
 
+    compute = tf.function(forward_backward, jit_compile=True) if jit_compile else forward_backward
+
     def train_step(images, labels):
-        loss_sum, correct, finite, grads = forward_backward(images, labels)
+        replica = tf.distribute.get_replica_context()
+        replica_id = tf.cast(replica.replica_id_in_sync_group, tf.int32)
+        poisoned = fault_armed & tf.equal(step, faults.step)
+        if faults.replica >= 0:
+            poisoned &= tf.equal(replica_id, faults.replica)
+        loss_sum, correct, finite, grads = compute(images, labels, tf.where(poisoned, float("nan"), 1.0))
+        if loss_scaled and several:  # Agree on skipping before the loss scaler looks at its replica's gradients.
+            finite = tf.equal(replica.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32)), 0.0)
+            grads = tf.cond(finite, lambda: grads, lambda: [g * float("nan") for g in grads])
         optimizer.apply(grads, variables)
         if ema is not None:
             ema.update()
-        train_sums.add(loss=loss_sum, correct=correct, count=tf.size(labels),
-                       nonfinite_steps=1.0 - tf.cast(finite, tf.float32))
+        finite = tf.cast(finite, tf.float32)
+        train_sums.add(loss=tf.where(finite > 0, loss_sum, 0.0), correct=correct * finite,
+                       count=tf.cast(tf.size(labels), tf.float32) * finite,
+                       nonfinite_steps=(1.0 - finite) * tf.cast(tf.equal(replica_id, 0), tf.float32))
+
+    def average_state():
+        means = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.MEAN, [tf.convert_to_tensor(v) for v in replica_state])
+        for v, mean in zip(replica_state, means, strict=True):
+            v.assign(mean)  # Aggregation NONE: each replica assigns its own copy.
+
+    def check_state():
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(w)) for w in model.weights])
+        train_sums.add(nonfinite_state=1.0 - tf.cast(finite, tf.float32))
 
     @tf.function
     def train(iterator, num_steps):
         strategy.run(train_sums.reset)
         for _ in tf.range(num_steps):
             strategy.run(train_step, args=next(iterator))
-        step.assign_add(tf.cast(num_steps, step.dtype))
+            step.assign_add(1)
+        if replica_state:
+            strategy.run(average_state)
+        strategy.run(check_state)
 
     @tf.function(jit_compile=jit_compile)
     def logits_of(images):
@@ -107,4 +153,14 @@ def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras
         for _ in tf.range(num_steps):
             strategy.run(eval_step, args=next(iterator))
 
-    return Loops(train, evaluate, train_sums, eval_sums, loss_multiplier)
+    return Loops(train, evaluate, train_sums, eval_sums, fault_armed)
+
+
+def _replica_state(model: keras.Model, ema: WeightAverage | None) -> list[tf.Variable]:
+    """Variables each replica updates on its own: non-trainable weights (BatchNorm's moving statistics), and their
+    averages."""
+    own = [(i, w) for i, w in enumerate(model.weights) if not w.trainable]
+    state = [w.value if isinstance(w, keras.Variable) else w for _, w in own]
+    if ema is not None:
+        state += [ema.averages[i] for i, _ in own]
+    return state

@@ -1,6 +1,11 @@
 """Runs N fmnist workers on this machine under MultiWorkerMirroredStrategy, one process each.
 
   python -m launch.local --workers=2 -- --config=configs/smoke.py --workdir=/tmp/fmnist-mw
+  python -m launch.local --workers=4 --gpus_per_worker=2 -- --config=configs/gpu.py --workdir=runs/mw  # 8 GPUs
+
+With --gpus_per_worker=G, worker i sees only GPUs iG..iG+G-1 (CUDA_VISIBLE_DEVICES) and allocates GPU memory as it
+needs it (TF_FORCE_GPU_ALLOW_GROWTH=true): without both, every worker would claim every GPU, the second would run
+out of memory, and NCCL refuses two ranks on one GPU. --gpus_per_worker=0 (the default) hides no device.
 
 Each worker runs `python -m fmnist.main ARGS` with its own TF_CONFIG naming all N workers on free localhost ports;
 worker 0 is the chief. Worker output (stdout and stderr merged) is streamed live, each line prefixed `[worker i] `;
@@ -34,7 +39,7 @@ from typing import IO
 from launch import Parser, split_passthrough
 
 PROG = "launch.local"
-USAGE = f"python -m {PROG} --workers=N [--timeout_after_failure=S] -- FMNIST_MAIN_ARGS"
+USAGE = f"python -m {PROG} --workers=N [--gpus_per_worker=G] [--timeout_after_failure=S] -- FMNIST_MAIN_ARGS"
 DEFAULT_GRACE_S = 30.0
 POLL_S = 0.1
 READER_JOIN_S = 1.0
@@ -47,11 +52,15 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     own, rest = split_passthrough(argv)
     parser = Parser(prog=PROG, usage=USAGE, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, required=True, help="number of worker processes (>= 1)")
+    parser.add_argument("--gpus_per_worker", type=int, default=0,
+                        help="give each worker its own G GPUs (CUDA_VISIBLE_DEVICES), with memory growth; 0: all")
     parser.add_argument("--timeout_after_failure", type=float, default=DEFAULT_GRACE_S,
                         help="seconds between SIGTERM and SIGKILL of the remaining workers after a failure")
     args = parser.parse_args(own)
     if args.workers < 1:
         parser.error(f"--workers={args.workers} must be >= 1")
+    if args.gpus_per_worker < 0:
+        parser.error(f"--gpus_per_worker={args.gpus_per_worker} must be >= 0")
     if args.timeout_after_failure < 0:
         parser.error(f"--timeout_after_failure={args.timeout_after_failure} must be >= 0")
     if not rest:
@@ -62,6 +71,16 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
 def tf_config(cluster: Sequence[str], index: int) -> str:
     """The TF_CONFIG of worker `index` in a cluster of `worker` tasks (worker 0 is the chief)."""
     return json.dumps({"cluster": {"worker": list(cluster)}, "task": {"type": "worker", "index": index}})
+
+
+def worker_env(cluster: Sequence[str], index: int, gpus_per_worker: int, base: dict | None = None) -> dict:
+    """The environment of worker `index`: TF_CONFIG, and with `gpus_per_worker` its own GPUs with memory growth."""
+    env = {**(os.environ if base is None else base), "TF_CONFIG": tf_config(cluster, index), "PYTHONUNBUFFERED": "1"}
+    if gpus_per_worker:
+        first = index * gpus_per_worker
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(first + g) for g in range(gpus_per_worker))
+        env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+    return env
 
 
 def _port_is_free(port: int) -> bool:
@@ -129,8 +148,10 @@ def describe(returncode: int) -> str:
 class Launcher:
     """Starts the workers, streams their output and stops them all as soon as one fails."""
 
-    def __init__(self, num_workers: int, fmnist_args: Sequence[str], grace_s: float, out: IO[str] = sys.stdout):
+    def __init__(self, num_workers: int, fmnist_args: Sequence[str], grace_s: float, out: IO[str] = sys.stdout,
+                 gpus_per_worker: int = 0):
         self.num_workers, self.fmnist_args, self.grace_s, self.out = num_workers, list(fmnist_args), grace_s, out
+        self.gpus_per_worker = gpus_per_worker
         self.procs: list[subprocess.Popen] = []
         self.readers: list[threading.Thread] = []
         self.lock = threading.Lock()
@@ -164,12 +185,13 @@ class Launcher:
         for i in range(self.num_workers):
             if self.signal_received is not None:
                 break  # Interrupted while starting: the workers already started have the signal.
-            env = {**os.environ, "TF_CONFIG": tf_config(cluster, i), "PYTHONUNBUFFERED": "1"}
+            env = worker_env(cluster, i, self.gpus_per_worker)
             proc = subprocess.Popen([sys.executable, "-m", "fmnist.main", *self.fmnist_args], env=env,
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     start_new_session=True)
             self.procs.append(proc)
-            self.say(f"worker {i} pid {proc.pid}")
+            gpus = f" on GPUs {env['CUDA_VISIBLE_DEVICES']}" if self.gpus_per_worker else ""
+            self.say(f"worker {i} pid {proc.pid}{gpus}")
             reader = threading.Thread(target=self._pump, args=(i, proc.stdout), name=f"worker-{i}-output", daemon=True)
             reader.start()
             self.readers.append(reader)
@@ -220,7 +242,7 @@ class Launcher:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args, fmnist_args = parse_args(sys.argv[1:] if argv is None else argv)
-    return Launcher(args.workers, fmnist_args, args.timeout_after_failure).run()
+    return Launcher(args.workers, fmnist_args, args.timeout_after_failure, gpus_per_worker=args.gpus_per_worker).run()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,16 @@ def pytest_configure(config):
     tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_collective_keys():
+    """Each test's MirroredStrategy gets its own collective group keys, as TensorFlow's own tests do ("only set
+    this in tests"): the runtime caches a collective instance's shape per key, so a second strategy in the same
+    process whose model differs (BatchNorm all-reduces of other widths) would otherwise collide with the first's."""
+    import tensorflow as tf
+
+    tf.distribute.MirroredStrategy._collective_key_base += 10_000
+
+
 @pytest.fixture(scope="session")
 def splits():
     from fmnist import dataset

@@ -139,4 +139,10 @@ def test_conv_kernels_table():
                        ("conv2d_1", fwd), ("conv2d_1", wgrad)]
     assert all(float(r[3]) > 0 and r[5].endswith("%") for r in rows)
     differences = proc.stdout.split("max relative difference): ")[1]
-    assert all(float(part.split()[1]) < 1e-2 for part in differences.strip().split(", "))
+    # The tolerance follows from the compute dtype the module resolved for this host (auto, as training does).
+    # float32: both formulations accumulate at most 3x3x64 products in float32 in different orders, so they differ
+    # by a few hundred ulps at most (eps 1.2e-7): 1e-4. bfloat16 (only where native): outputs are rounded to 8 bits
+    # of mantissa (2^-8 = 3.9e-3 per value) and oneDNN and the matmul round partial sums differently: 1e-2.
+    tolerance = 1e-2 if "(compute bfloat16)" in proc.stdout else 1e-4
+    assert "(compute bfloat16)" in proc.stdout or "(compute float32)" in proc.stdout, proc.stdout[:300]
+    assert all(float(part.split()[1]) < tolerance for part in differences.strip().split(", ")), differences

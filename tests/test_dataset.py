@@ -101,3 +101,16 @@ def test_unwritable_data_dir_is_one_clear_error(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(DataError, match=r"cannot write the data dir .*pass a writable one with --config.data_dir"):
         dataset.prepare(str(tmp_path / "file" / "tfds"))
+
+
+def test_training_and_evaluation_datasets_are_infinite(splits):
+    """The loops read exact step counts; an infinite dataset spares MultiWorkerMirroredStrategy its per-step
+    all-reduce that checks every worker still has data (input_lib's get_next_as_optional, taken for finite ones)."""
+    import tensorflow as tf
+
+    data = splits[0]
+    ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=2)
+    train = input_pipeline.train_dataset(data["train"], ctx, global_batch=64, seed=0, steps_per_epoch=10,
+                                         start_step=3, total_steps=20)
+    test = input_pipeline.eval_dataset(data["test"], ctx, global_batch=64)
+    assert train.cardinality() == tf.data.INFINITE_CARDINALITY == test.cardinality()
