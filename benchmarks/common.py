@@ -21,8 +21,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from fmnist import host
+
 MARK = "@@bench "
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def worker_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A benchmark worker's environment: this one, quiet, with fmnist's oneDNN choice for the host (as fmnist.main
+    makes it) unless set, and `extra` last (a contender's own setting wins)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    host.configure(env)
+    return {**env, **(extra or {})}
 
 
 class WorkerError(RuntimeError):
@@ -126,7 +136,7 @@ class Worker:
         self.process = subprocess.Popen(
             [sys.executable, "-m", module, *args], cwd=ROOT, text=True, bufsize=1, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=self._log,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", **(env or {})})
+            env=worker_environment(env))
         self._messages: queue.Queue = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -55,8 +55,10 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def markdown(results: dict) -> str:
     meta, lines = results["meta"], ["# fmnist benchmark results", ""]
-    lines += [f"{meta['started']}, {meta['cpu']} ({meta['cpu_count']} logical CPUs), TensorFlow {meta['tensorflow']}, "
-              f"Keras {meta['keras']}, torch {meta['torch'] or 'absent'}, fmnist {meta['git_commit'] or '?'}.", "",
+    lines += [f"{meta['started']}, {meta['cpu']} ({meta['cpu_count']} logical CPUs; features "
+              f"{', '.join(meta.get('cpu_features') or []) or '?'}; oneDNN {'on' if meta.get('onednn') else 'off'}), "
+              f"TensorFlow {meta['tensorflow']}, Keras {meta['keras']}, torch {meta['torch'] or 'absent'}, "
+              f"fmnist {meta['git_commit'] or '?'}.", "",
               f"Command: `{meta['command']}`", ""]
     peaks = results.get("peaks") or {}
     if peaks:

@@ -29,6 +29,7 @@ from absl import app, flags, logging
 
 from benchmarks import common, contenders, report
 from benchmarks.cell import CellSpec
+from fmnist import host
 from fmnist.metrics import write_json_atomic
 from fmnist.precision import PRECISIONS, normalize_jit
 
@@ -101,6 +102,7 @@ def metadata() -> dict:
     return {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "command": " ".join(["python -m benchmarks.step_time", *sys.argv[1:]]),
             "cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "onednn": host.onednn_enabled(common.worker_environment()), "cpu_features": host.cpu_features(),
             "python": platform.python_version(),
             "tensorflow": version("tensorflow"), "keras": version("keras"), "torch": version("torch"),
             "git_commit": commit}

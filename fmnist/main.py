@@ -7,6 +7,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from fmnist import host
 from fmnist.errors import EXIT_USER_ERROR, exit_on_user_error
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).", lock_config=True)
@@ -37,6 +38,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO and WARNING lines.
+    host.configure()  # oneDNN per host: read once, when TensorFlow is imported.
     from fmnist import train  # Imported here so that flag errors come before TensorFlow starts.
 
     if _MODE.value == "eval":

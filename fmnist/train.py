@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from fmnist import augment, experiment, flops, images
+from fmnist import augment, experiment, flops, host, images
 from fmnist.errors import TrainingError, UserError
 from fmnist.metrics import Summaries, format_duration, write_json_atomic
 from fmnist.preemption import Preemption
@@ -322,6 +322,6 @@ def _results(exp: experiment.Experiment, p: Progress, start_step: int, resumed: 
         "target_step": p.target_step, "model": c.model,
         "params": exp.model.count_params(), "forward_flops_per_example": forward_flops,
         "train_tflop": train_tflop, "precision": exp.precision, "jit_compile": exp.jit_compile,
-        "batchnorm": exp.batchnorm,
+        "batchnorm": exp.batchnorm, **host.describe(),
         **exp.runtime.describe(), "weights_fingerprint": exp.weights_fingerprint(), "config": c.to_dict(),
     }

@@ -12,6 +12,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(ROOT))
+from fmnist import host  # noqa: E402 - needs the path; imports no TensorFlow.
+
+host.configure()  # As fmnist.main does: this process and every subprocess the tests start run as users' runs do.
 
 
 def pytest_configure(config):

@@ -52,10 +52,3 @@ def test_run_resume_eval_and_export_use_the_average(tmp_path):
     assert exported.returncode == 0, exported.stderr[-3000:]
     meta = json.loads((tmp_path / "export" / "1" / "assets.extra" / "fmnist.json").read_text())
     assert meta["weights"] == "ema" and meta["step"] == 60
-
-
-def test_average_under_mirrored_strategy(tmp_path):
-    proc = run_main(*EMA_ARGS, f"--workdir={tmp_path}", "--config.strategy=mirrored", "--config.num_cpu_devices=2")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    r = read_results(tmp_path)
-    assert r["num_replicas"] == 2 and r["eval_accuracy"] > 0.3 and r["eval_accuracy_without_ema"] > 0.3

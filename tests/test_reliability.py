@@ -72,8 +72,11 @@ def test_sigterm_saves_and_resume_continues(tmp_path):
 
 
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
+    """With BatchNorm, dropout 0.4, augmentation and EMA: the masks and crops follow the restored step."""
     args = ["--config=configs/smoke.py", "--config.deterministic=true", "--config.num_train_steps=160",
-            "--config.checkpoint_every_steps=40", "--config.eval_every_steps=160"]
+            "--config.checkpoint_every_steps=40", "--config.eval_every_steps=160", "--config.model=fast_cnn",
+            "--config.model_width=8", "--config.dropout=0.4", "--config.augment_flip=true",
+            "--config.augment_crop_padding=2", "--config.ema_decay=0.9"]
     reference = run_main(*args, f"--workdir={tmp_path / 'reference'}")
     assert reference.returncode == 0, reference.stderr[-3000:]
     proc = _start(tmp_path / "killed", *args)
@@ -87,6 +90,39 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     assert b["start_step"] == 40
     assert a["weights_fingerprint"] == b["weights_fingerprint"]
     assert a["eval_accuracy"] == b["eval_accuracy"]
+
+
+def _loss_scale(workdir: Path, step: int) -> float:
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(workdir / "checkpoints" / f"ckpt-{step}"))
+    [name] = [k for k in reader.get_variable_to_shape_map() if "dynamic_scale" in k and k.endswith("VALUE")]
+    return float(reader.get_tensor(name))
+
+
+def test_float16_skip_is_not_a_rollback_and_resume_keeps_the_loss_scale(tmp_path):
+    """A float16 overflow is a skipped step with the loss scale halved (2^15 to 2^14), not a rollback; the resumed
+    run restores the lowered scale instead of starting again from 2^15."""
+    args = [*SHORT, f"--workdir={tmp_path}", "--config.precision=mixed_float16"]
+    first = run_main(*args, "--config.num_train_steps=20", "--config.fault_nan_at_step=5")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert read_results(tmp_path)["nan_retries"] == 0 and "rolled back" not in first.stderr
+    assert _loss_scale(tmp_path, 20) == 2.0**14
+    again = run_main(*args, "--config.num_train_steps=40")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert read_results(tmp_path)["start_step"] == 20 and _loss_scale(tmp_path, 40) == 2.0**14
+
+
+def test_resume_on_a_host_that_resolves_another_precision_is_refused(tmp_path):
+    """A float16 run (as `auto` gives on GPUs) resumed where the precision resolves otherwise: one line, no change."""
+    first = run_main(*SHORT, f"--workdir={tmp_path}", "--config.num_train_steps=20", "--config.precision=mixed_float16")
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = _snapshot(tmp_path)
+    proc = run_main(*SHORT, f"--workdir={tmp_path}", "--config.precision=float32")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert (f"fmnist: error: workdir {tmp_path} holds a run trained in mixed_float16 (precision='mixed_float16'), "
+            "this run resolves to float32; resume with --config.precision=mixed_float16") in proc.stderr
+    assert _snapshot(tmp_path) == before
 
 
 def test_live_lock_refuses_and_stale_lock_is_taken_over(tmp_path):
@@ -113,6 +149,9 @@ def _snapshot(folder: Path) -> dict:
     (["--config.model=bn_cnn"], "holds a run with model='seed_cnn', this config has model='bn_cnn'"),
     (["--config.optimizer=sgd"], "holds a run with optimizer='adam', this config has optimizer='sgd'"),
     (["--config.ema_decay=0.99"], "holds a run with ema_decay=0.0, this config has ema_decay=0.99"),
+    (["--config.batch_size=64"], "holds a run with batch_size=128, this config has batch_size=64"),
+    (["--config.seed=1"], "holds a run with seed=0, this config has seed=1"),
+    (["--config.validation_size=1000"], "holds a run with validation_size=0, this config has validation_size=1000"),
 ])
 def test_incompatible_resume_is_refused_and_changes_nothing(tmp_path, args, message):
     first = run_main(*SHORT, f"--workdir={tmp_path}", "--config.num_train_steps=20")
