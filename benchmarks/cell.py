@@ -32,6 +32,7 @@ class CellSpec:
     strategy: str = "default"      # A config.strategy value.
     replicas: int = 1              # mirrored: logical CPU devices; multi_worker: worker processes.
     steps_per_loop: int = 50
+    sync_batchnorm: str = "auto"   # A config.sync_batchnorm value.
     steps: int = 200               # Training steps per timed repetition.
     repeats: int = 5               # Timed repetitions.
     warmup: int = 1                # Repetitions run first and discarded (the first one compiles).
@@ -41,8 +42,9 @@ class CellSpec:
     @property
     def label(self) -> str:
         strategy = self.strategy if self.replicas <= 1 else f"{self.strategy}:{self.replicas}"
+        sync = "" if self.sync_batchnorm == "auto" else f" sync_bn={self.sync_batchnorm}"
         return (f"{self.model} b{self.batch_size} {self.precision} jit={self.jit_compile} {strategy} "
-                f"spl={self.steps_per_loop}")
+                f"spl={self.steps_per_loop}{sync}")
 
     def config(self):
         """configs/default.py with this cell's settings; enough steps for warm-up and repetitions."""
@@ -52,6 +54,7 @@ class CellSpec:
         c.model, c.model_width, c.model_depth = parse_model(self.model)
         c.batch_size, c.precision = self.batch_size, self.precision
         c.jit_compile, c.strategy, c.steps_per_loop = self.jit_compile, self.strategy, self.steps_per_loop
+        c.sync_batchnorm = self.sync_batchnorm
         c.num_cpu_devices = self.replicas if self.strategy == "mirrored" else 0
         c.num_train_steps = (self.warmup + self.repeats) * self.steps + 1
         c.data_dir = self.data_dir

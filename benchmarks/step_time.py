@@ -44,6 +44,8 @@ _STRATEGIES = flags.DEFINE_list(
     "strategies", ["default"], "STRATEGY[:REPLICAS] entries, e.g. default, mirrored:2 (logical CPU devices on a "
     "CPU), multi_worker:2 (worker processes on localhost).")
 _SPL = flags.DEFINE_list("steps_per_loop", ["50"], "Training steps per compiled loop call.")
+_SYNC_BN = flags.DEFINE_list("sync_batchnorm", ["auto"], "config.sync_batchnorm values (auto, false): the cost of "
+                             "synchronised BatchNorm on several replicas.")
 _STEPS = flags.DEFINE_integer("steps", 200, "Timed training steps per repetition (also pipeline batches).")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions per cell; the median and spread are reported.")
 _WARMUP = flags.DEFINE_integer("warmup", 1, "Untimed repetitions first (the first one compiles).")
@@ -78,9 +80,9 @@ def matrix() -> list[CellSpec]:
     timing = dict(steps=_STEPS.value, repeats=_REPEATS.value, warmup=_WARMUP.value, eval_steps=_EVAL_STEPS.value,
                   data_dir=_DATA_DIR.value)
     return [CellSpec(model=m, batch_size=int(b), precision=p, jit_compile=j, strategy=s, replicas=r,
-                     steps_per_loop=int(spl), **timing)
-            for m, b, p, j, (s, r), spl in itertools.product(_MODELS.value, _BATCHES.value, _PRECISIONS.value, jits,
-                                                            strategies, _SPL.value)]
+                     steps_per_loop=int(spl), sync_batchnorm=sync, **timing)
+            for m, b, p, j, (s, r), spl, sync in itertools.product(
+                _MODELS.value, _BATCHES.value, _PRECISIONS.value, jits, strategies, _SPL.value, _SYNC_BN.value)]
 
 
 def metadata() -> dict:

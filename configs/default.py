@@ -38,6 +38,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.strategy = "auto"           # auto | default | one_device | mirrored | multi_worker | tpu.
     c.tpu = ""                    # TPU name or 'local' for TPUStrategy.
     c.num_cpu_devices = 0         # >1 splits the CPU into N logical devices (MirroredStrategy as on N GPUs).
+    c.sync_batchnorm = "auto"     # auto | true | false: BatchNorm with the global batch's statistics on several
+    #                               replicas (auto: where it compiles, i.e. not XLA on CPU devices); false: each
+    #                               replica's own, moving statistics averaged over replicas after every loop.
     c.steps_per_loop = 50         # Training steps per tf.function call (the inner loop); one log line each.
 
     # Data.

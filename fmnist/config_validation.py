@@ -33,10 +33,11 @@ def validate(config) -> None:
     _choice(config, "strategy", STRATEGIES)
     _choice(config, "optimizer", OPTIMIZERS)
     _choice(config, "lr_schedule", LR_SCHEDULES)
-    try:
-        normalize_jit(config.jit_compile)
-    except ValueError:
-        raise ConfigError(f"config.jit_compile={config.jit_compile!r} is not one of {', '.join(JIT_VALUES)}") from None
+    for key in ("jit_compile", "sync_batchnorm"):
+        try:
+            normalize_jit(config[key])
+        except ValueError:
+            raise ConfigError(f"config.{key}={config[key]!r} is not one of {', '.join(JIT_VALUES)}") from None
     for key in ("batch_size", "steps_per_loop", "keep_checkpoints", "fault_nan_repeats"):
         _at_least(config, key, 1)
     for key in ("model_width", "model_depth", "num_cpu_devices", "validation_size", "eval_every_steps",

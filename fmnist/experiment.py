@@ -29,7 +29,8 @@ from fmnist import (
     strategy,
     train_loop,
 )
-from fmnist.errors import UserError
+from fmnist.errors import ConfigError, UserError
+from fmnist.precision import normalize_jit
 
 
 @dataclass
@@ -149,7 +150,7 @@ def build(config, workdir: str) -> Experiment:
     plan = make_plan(config, len(train_split))
     keras.utils.set_random_seed(config.seed)
 
-    sync_bn = synchronized_batchnorm(runtime, jit)
+    sync_bn = synchronized_batchnorm(runtime, jit, normalize_jit(config.sync_batchnorm))
     with runtime.strategy.scope():
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         model = models.build(config.model, dtype=resolved_precision, width=config.model_width,
@@ -175,9 +176,13 @@ def build(config, workdir: str) -> Experiment:
                       lr_scale, loops, ckpts, average, batchnorm)
 
 
-def synchronized_batchnorm(runtime: strategy.Runtime, jit_compile: bool) -> bool:
-    """Whether BatchNorm uses the global batch's statistics: on several replicas, except where the forward pass is
-    XLA-compiled on CPU devices, which cannot compile the all-reduce (a `merge_call` there). XLA on GPUs and TPUs
-    compiles it as a collective. Elsewhere each replica normalises its own batch and the moving statistics are
-    averaged over replicas at the end of every inner loop."""
-    return runtime.num_replicas > 1 and not (jit_compile and runtime.device_type == "CPU")
+def synchronized_batchnorm(runtime: strategy.Runtime, jit_compile: bool, setting: str = "auto") -> bool:
+    """Whether BatchNorm uses the global batch's statistics (config.sync_batchnorm). `auto`: on several replicas,
+    except where the forward pass is XLA-compiled on CPU devices, which cannot compile the all-reduce (a
+    `merge_call` there); XLA on GPUs and TPUs compiles it as a collective. Otherwise each replica normalises its own
+    batch, and the moving statistics are averaged over replicas at the end of every inner loop."""
+    possible = not (jit_compile and runtime.device_type == "CPU")
+    if setting == "true" and runtime.num_replicas > 1 and not possible:
+        raise ConfigError("config.sync_batchnorm=true cannot compile with XLA on CPU devices; use "
+                          "--config.sync_batchnorm=auto or --config.jit_compile=false")
+    return runtime.num_replicas > 1 and possible and setting != "false"

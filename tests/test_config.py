@@ -18,6 +18,8 @@ BAD_VALUES = [
     ("steps_per_loop", 0, "config.steps_per_loop=0 must be >= 1"),
     ("optimizer", "lamb", "config.optimizer='lamb' is not one of adam, adamw, sgd"),
     ("dropout", 1.5, "config.dropout=1.5 must be in [0, 1)"),
+    ("sync_batchnorm", "always", "config.sync_batchnorm='always' is not one of auto, true, false"),
+    ("fault_nan_replica", -2, "config.fault_nan_replica=-2 must be >= -1 (-1: every replica)"),
 ]
 
 

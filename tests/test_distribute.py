@@ -157,3 +157,15 @@ def test_impossible_requests_are_clear(tmp_path):
         experiment.build(_config(strategy="tpu", tpu="local"), str(tmp_path))
     with pytest.raises(ConfigError, match="strategy=multi_worker needs TF_CONFIG"):
         experiment.build(_config(strategy="multi_worker"), str(tmp_path))
+
+
+def test_sync_batchnorm_setting(tmp_path):
+    """false: per-replica statistics averaged every loop, even where synchronising would compile; true where it
+    cannot compile (XLA on CPU devices): one line saying what to change."""
+    exp, _ = _train(_config(model="bn_cnn", strategy="mirrored", num_cpu_devices=2, sync_batchnorm="false",
+                            num_train_steps=2), tmp_path / "off")
+    assert exp.batchnorm == "per-replica, averaged every loop"
+    _assert_replicas_identical(_state(exp))
+    with pytest.raises(ConfigError, match="sync_batchnorm=true cannot compile with XLA on CPU devices"):
+        experiment.build(_config(strategy="mirrored", num_cpu_devices=2, sync_batchnorm="true", jit_compile="true"),
+                         str(tmp_path / "xla"))

@@ -100,7 +100,11 @@ def _alive(pid: int) -> bool:
 RECIPE = ("--config.model=fast_cnn", "--config.model_width=8", "--config.dropout=0.4", "--config.ema_decay=0.9",
           "--config.augment_flip=true", "--config.augment_crop_padding=2", "--config.optimizer=sgd",
           "--config.learning_rate=0.01", "--config.precision=float32", "--config.deterministic=true")
-SAME_TRAINING = 1e-4  # Global relative L2 distance of all variables; see tests/test_distribute.py.
+# Global relative L2 distance of all variables after 4 steps. In one process (tests/test_distribute.py) 1e-4 holds;
+# across processes oneDNN picks its kernels per batch shape (64 per worker, 128 in one process), whose accumulation
+# order and max-pool tie-breaking differ: measured 6.3e-4 with oneDNN, under 1e-4 without. Per-replica BatchNorm
+# statistics (the bug this guards against) give 1e-2 for this model.
+SAME_TRAINING = 2e-3
 
 
 def _checkpoint_state(workdir: Path) -> np.ndarray:
@@ -241,6 +245,7 @@ def _latest_step(workdir: Path) -> int:
 @pytest.mark.parametrize("args, message", [
     (["--workers=2"], "give the fmnist.main arguments after `--`"),
     (["--workers=0", "--", "--config=configs/smoke.py"], "--workers=0 must be >= 1"),
+    (["--workers=2", "--gpus_per_worker=-1", "--", "--config=configs/smoke.py"], "--gpus_per_worker=-1 must be >= 0"),
     (["--", "--config=configs/smoke.py"], "the following arguments are required: --workers"),
 ])
 def test_bad_usage_is_one_line(args, message):
@@ -272,11 +277,11 @@ def _launch(workdir: Path, *args: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
-@pytest.mark.parametrize(("precision", "jit"), [("float32", "true"), ("mixed_bfloat16", "true"),
-                                                ("mixed_float16", "false"), ("mixed_float16", "true")])
-def test_two_workers_train_with_every_precision_and_xla(tmp_path, precision, jit):
-    """The precision x XLA corners. Under float16, worker 1 alone overflows at step 5: both skip that step (a
-    rollback, or a worker applying it alone, would show in nan_retries or the fingerprints)."""
+@pytest.mark.parametrize(("precision", "jit"), [("float32", "true"), ("mixed_float16", "false")])
+def test_two_workers_train_with_float16_and_xla(tmp_path, precision, jit):
+    """XLA, and float16 where worker 1 alone overflows at step 5: both skip that step (a rollback, or a worker
+    applying it alone, would show in nan_retries or the fingerprints). tests/test_distribute.py runs every
+    precision x XLA corner on 2 replicas in one process."""
     fault = ["--config.fault_nan_at_step=5", "--config.fault_nan_replica=1"] if precision == "mixed_float16" else []
     proc = _launch(tmp_path, "--config.num_train_steps=40", f"--config.precision={precision}",
                    f"--config.jit_compile={jit}", *fault)
@@ -290,7 +295,8 @@ def test_two_workers_train_with_every_precision_and_xla(tmp_path, precision, jit
 
 def test_sigkill_of_a_worker_then_relaunch_equals_an_unbroken_run(tmp_path):
     """kill -9 of one worker mid-run, then the same command: the workers resume from the last checkpoint and end
-    bit-identical to an unbroken run (dropout masks and augmentation follow the restored step)."""
+    bit-identical to an unbroken run (dropout masks and augmentation follow the restored step). The unbroken run's
+    exported SavedModel scores, in a fresh process, the accuracy the run reported."""
     args = (*RECIPE, "--config.num_train_steps=60", "--config.steps_per_loop=10", "--config.checkpoint_every_steps=20",
             "--config.eval_every_steps=60")
     unbroken = _launch(tmp_path / "unbroken", *args)
@@ -308,34 +314,31 @@ def test_sigkill_of_a_worker_then_relaunch_equals_an_unbroken_run(tmp_path):
     assert a["weights_fingerprint"] == b["weights_fingerprint"]
     assert a["eval_accuracy"] == b["eval_accuracy"]
     np.testing.assert_array_equal(_checkpoint_state(tmp_path / "unbroken"), _checkpoint_state(tmp_path / "killed"))
+    # The EMA weights the run evaluated are the weights it exports: float32 both ways, only the batch composition
+    # differs, which may flip an exact tie (one image at most).
+    assert a["config"]["ema_decay"] == 0.9
+    assert abs(_exported_accuracy(tmp_path / "unbroken") - a["eval_accuracy"]) <= 1e-4
 
 
-def test_reported_accuracy_is_the_exported_models_in_a_fresh_process(tmp_path):
-    """The EMA weights a 2-worker run evaluates are the weights it exports: the SavedModel, run by a process that
-    imports only TensorFlow and numpy, scores the test accuracy results.json reports."""
-    args = (*RECIPE, "--config.num_train_steps=20", "--config.steps_per_loop=10", "--config.eval_every_steps=20")
-    proc = _launch(tmp_path / "run", *args)
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    exported = subprocess.run([sys.executable, "-m", "fmnist.export", f"--workdir={tmp_path / 'run'}"], cwd=ROOT,
+def _exported_accuracy(workdir: Path) -> float:
+    """Exports the run's SavedModel, then scores it on the test split in a fresh process that imports only
+    TensorFlow and numpy."""
+    exported = subprocess.run([sys.executable, "-m", "fmnist.export", f"--workdir={workdir}"], cwd=ROOT,
                               capture_output=True, text=True, timeout=300)
     assert exported.returncode == 0, exported.stderr[-3000:]
     from fmnist import dataset
 
     test = dataset.load()[0]["test"]
-    np.save(tmp_path / "images.npy", test.images)
+    np.save(workdir / "images.npy", test.images)
     script = (f"import numpy as np, tensorflow as tf\n"
-              f"m = tf.saved_model.load({str(tmp_path / 'run' / 'export' / '1')!r})\n"
-              f"x = np.load({str(tmp_path / 'images.npy')!r})\n"
+              f"m = tf.saved_model.load({str(workdir / 'export' / '1')!r})\n"
+              f"x = np.load({str(workdir / 'images.npy')!r})\n"
               f"ids = np.concatenate([m.signatures['serving_default'](images=tf.constant(x[i:i + 1000]))['class_ids']"
               f".numpy() for i in range(0, len(x), 1000)])\n"
-              f"np.save({str(tmp_path / 'ids.npy')!r}, ids)\n")
-    fresh = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+              f"np.save({str(workdir / 'ids.npy')!r}, ids)\n")
+    fresh = subprocess.run([sys.executable, "-c", script], cwd=workdir, capture_output=True, text=True, timeout=300)
     assert fresh.returncode == 0, fresh.stderr[-3000:]
-    accuracy = float((np.load(tmp_path / "ids.npy") == test.labels).mean())
-    r = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert r["config"]["ema_decay"] == 0.9  # Evaluated and exported: the averaged weights.
-    # Float32 both ways; only the batch composition differs, which may flip an exact tie: one image at most.
-    assert abs(accuracy - r["eval_accuracy"]) <= 1e-4, (accuracy, r["eval_accuracy"])
+    return float((np.load(workdir / "ids.npy") == test.labels).mean())
 
 
 def test_workers_resuming_a_single_process_run_roll_back_past_a_nan(tmp_path):
@@ -352,3 +355,16 @@ def test_workers_resuming_a_single_process_run_roll_back_past_a_nan(tmp_path):
                      re.M), workers.stdout[-4000:]
     r = json.loads((tmp_path / "results.json").read_text())
     assert (r["strategy"], r["start_step"], r["steps"], r["nan_retries"]) == ("multi_worker", 40, 80, 1), r
+
+
+def test_each_worker_gets_its_own_gpus_with_memory_growth():
+    """--gpus_per_worker=G: worker i sees GPUs iG..iG+G-1 only, and allocates memory as it needs it."""
+    cluster = ["localhost:1", "localhost:2"]
+    env = local.worker_env(cluster, 1, 2, base={"PATH": "/bin", "CUDA_VISIBLE_DEVICES": "0,1,2,3"})
+    assert (env["CUDA_VISIBLE_DEVICES"], env["TF_FORCE_GPU_ALLOW_GROWTH"]) == ("2,3", "true")
+    assert env["PATH"] == "/bin" and json.loads(env["TF_CONFIG"])["task"] == {"type": "worker", "index": 1}
+    assert local.worker_env(cluster, 0, 1, base={})["CUDA_VISIBLE_DEVICES"] == "0"
+    untouched = local.worker_env(cluster, 0, 0, base={"CUDA_VISIBLE_DEVICES": "5"})
+    assert untouched["CUDA_VISIBLE_DEVICES"] == "5" and "TF_FORCE_GPU_ALLOW_GROWTH" not in untouched
+    args, _ = local.parse_args(["--workers=4", "--gpus_per_worker=2", "--", "--config=configs/gpu.py"])
+    assert args.gpus_per_worker == 2

@@ -1,6 +1,8 @@
 """Faults with real processes and signals: NaN recovery, SIGTERM, SIGKILL + deterministic resume, locks, bad input."""
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -113,15 +115,16 @@ def test_float16_skip_is_not_a_rollback_and_resume_keeps_the_loss_scale(tmp_path
     assert read_results(tmp_path)["start_step"] == 20 and _loss_scale(tmp_path, 40) == 2.0**14
 
 
-def test_resume_on_a_host_that_resolves_another_precision_is_refused(tmp_path):
-    """A float16 run (as `auto` gives on GPUs) resumed where the precision resolves otherwise: one line, no change."""
-    first = run_main(*SHORT, f"--workdir={tmp_path}", "--config.num_train_steps=20", "--config.precision=mixed_float16")
-    assert first.returncode == 0, first.stderr[-3000:]
+def test_resume_on_a_host_that_resolves_another_precision_is_refused(short_run, tmp_path):
+    """A run resumed where its precision resolves otherwise (a float16 GPU run on a CPU, here the reverse): one line
+    naming what to pass, and nothing changed."""
+    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
+    trained_in = json.loads((tmp_path / "config.json").read_text())["resolved_precision"]
     before = _snapshot(tmp_path)
-    proc = run_main(*SHORT, f"--workdir={tmp_path}", "--config.precision=float32")
+    proc = run_main(*SHORT, f"--workdir={tmp_path}", "--config.precision=mixed_float16")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    assert (f"fmnist: error: workdir {tmp_path} holds a run trained in mixed_float16 (precision='mixed_float16'), "
-            "this run resolves to float32; resume with --config.precision=mixed_float16") in proc.stderr
+    assert (f"fmnist: error: workdir {tmp_path} holds a run trained in {trained_in} (precision='auto'), this run "
+            f"resolves to mixed_float16; resume with --config.precision={trained_in}") in proc.stderr
     assert _snapshot(tmp_path) == before
 
 
@@ -145,6 +148,15 @@ def _snapshot(folder: Path) -> dict:
     return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
 
 
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory) -> Path:
+    """A finished 20-step run, copied by each test that must not change the original."""
+    workdir = tmp_path_factory.mktemp("short-run")
+    first = run_main(*SHORT, f"--workdir={workdir}", "--config.num_train_steps=20")
+    assert first.returncode == 0, first.stderr[-3000:]
+    return workdir
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--config.model=bn_cnn"], "holds a run with model='seed_cnn', this config has model='bn_cnn'"),
     (["--config.optimizer=sgd"], "holds a run with optimizer='adam', this config has optimizer='sgd'"),
@@ -153,9 +165,8 @@ def _snapshot(folder: Path) -> dict:
     (["--config.seed=1"], "holds a run with seed=0, this config has seed=1"),
     (["--config.validation_size=1000"], "holds a run with validation_size=0, this config has validation_size=1000"),
 ])
-def test_incompatible_resume_is_refused_and_changes_nothing(tmp_path, args, message):
-    first = run_main(*SHORT, f"--workdir={tmp_path}", "--config.num_train_steps=20")
-    assert first.returncode == 0, first.stderr[-3000:]
+def test_incompatible_resume_is_refused_and_changes_nothing(short_run, tmp_path, args, message):
+    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
     before = _snapshot(tmp_path)
     proc = run_main(*SHORT, f"--workdir={tmp_path}", *args)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
