@@ -28,6 +28,8 @@ from benchmarks import common
 TF_KINDS = ("fmnist", "fmnist_float32", "keras_fit")
 TORCH_KINDS = ("torch_float32", "torch_bf16")
 KINDS = TF_KINDS + TORCH_KINDS
+# Contenders computing in bfloat16 whatever the CPU: emulated (and far slower) without AVX512_BF16 or AMX.
+EMULATED_WITHOUT_BF16 = ("torch_bf16",)
 
 
 def fmnist_chunk(args) -> tuple[Callable[[], None], dict]:

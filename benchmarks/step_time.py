@@ -208,9 +208,15 @@ def start_contenders(kinds: list[str], steps: int, tmp: Path, logs: Path) -> tup
 def run_comparison(logs: Path) -> dict:
     batch = _COMPARE_BATCH.value
     steps = min(_COMPARE_EXAMPLES.value, TRAIN_EXAMPLES) // batch
-    kinds, note = list(_CONTENDERS.value), None
+    kinds, notes = list(_CONTENDERS.value), []
     if importlib.util.find_spec("torch") is None:
-        kinds, note = [k for k in kinds if k not in contenders.TORCH_KINDS], "torch is not installed: no torch rows"
+        kinds = [k for k in kinds if k not in contenders.TORCH_KINDS]
+        notes.append("torch is not installed: no torch rows")
+    if not host.native_bf16() and any(k in contenders.EMULATED_WITHOUT_BF16 for k in kinds):
+        kinds = [k for k in kinds if k not in contenders.EMULATED_WITHOUT_BF16]
+        notes.append(f"this CPU has no native bfloat16, so {', '.join(contenders.EMULATED_WITHOUT_BF16)} (emulated, "
+                     "minutes per round, says nothing) did not run")
+    note = "; ".join(notes) or None
     logging.info("Side by side: %s; %d steps of %d per contender per round, %d rounds", ", ".join(kinds), steps,
                  batch, _ROUNDS.value)
     with tempfile.TemporaryDirectory(prefix="fmnist-compare-") as tmp:

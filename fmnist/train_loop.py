@@ -110,10 +110,10 @@ def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras
                        nonfinite_steps=(1.0 - finite) * tf.cast(tf.equal(replica_id, 0), tf.float32))
 
     def average_state():
-        means = tf.distribute.get_replica_context().all_reduce(
-            tf.distribute.ReduceOp.MEAN, [tf.convert_to_tensor(v) for v in replica_state])
+        """In cross-replica context: each variable's replica copies, averaged over replicas (and workers)."""
+        means = strategy.extended.batch_reduce_to(tf.distribute.ReduceOp.MEAN, [(v, v) for v in replica_state])
         for v, mean in zip(replica_state, means, strict=True):
-            v.assign(mean)  # Aggregation NONE: each replica assigns its own copy.
+            v.assign(mean)
 
     def check_state():
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(w)) for w in model.weights])
@@ -126,7 +126,7 @@ def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras
             strategy.run(train_step, args=next(iterator))
             step.assign_add(1)
         if replica_state:
-            strategy.run(average_state)
+            average_state()
         strategy.run(check_state)
 
     @tf.function(jit_compile=jit_compile)

@@ -279,30 +279,34 @@ def _launch(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(("precision", "jit"), [("float32", "true"), ("mixed_float16", "false")])
 def test_two_workers_train_with_float16_and_xla(tmp_path, precision, jit):
-    """XLA, and float16 where worker 1 alone overflows at step 5: both skip that step (a rollback, or a worker
-    applying it alone, would show in nan_retries or the fingerprints). tests/test_distribute.py runs every
+    """XLA with BatchNorm, and float16 where worker 1 alone overflows at step 5: both skip that step (a rollback, or
+    a worker applying it alone, would show in nan_retries or the fingerprints). tests/test_distribute.py runs every
     precision x XLA corner on 2 replicas in one process."""
-    fault = ["--config.fault_nan_at_step=5", "--config.fault_nan_replica=1"] if precision == "mixed_float16" else []
+    # float16: a fault on worker 1. XLA: a BatchNorm model, whose statistics are per replica under XLA on CPUs and
+    # averaged over the workers after every loop.
+    extra = (["--config.fault_nan_at_step=5", "--config.fault_nan_replica=1"] if precision == "mixed_float16" else
+             ["--config.model=fast_cnn", "--config.model_width=8"])
     proc = _launch(tmp_path, "--config.num_train_steps=40", f"--config.precision={precision}",
-                   f"--config.jit_compile={jit}", *fault)
+                   f"--config.jit_compile={jit}", *extra)
     assert proc.returncode == 0, proc.stdout[-4000:]
     prints = FINGERPRINT.findall(proc.stdout)
     assert len(prints) == 2 and len({fp for _, _, fp in prints}) == 1, prints
     r = json.loads((tmp_path / "results.json").read_text())
     assert (r["precision"], r["jit_compile"], r["num_replicas"]) == (precision, jit == "true", 2)
     assert r["train_loss"] < 1.0 and r["eval_accuracy"] > 0.6 and r["nan_retries"] == 0, r
+    assert r["batchnorm"] == ("per-replica, averaged every loop" if jit == "true" else "synchronized")
 
 
 def test_sigkill_of_a_worker_then_relaunch_equals_an_unbroken_run(tmp_path):
     """kill -9 of one worker mid-run, then the same command: the workers resume from the last checkpoint and end
     bit-identical to an unbroken run (dropout masks and augmentation follow the restored step). The unbroken run's
     exported SavedModel scores, in a fresh process, the accuracy the run reported."""
-    args = (*RECIPE, "--config.num_train_steps=60", "--config.steps_per_loop=10", "--config.checkpoint_every_steps=20",
-            "--config.eval_every_steps=60")
+    args = (*RECIPE, "--config.num_train_steps=40", "--config.steps_per_loop=10", "--config.checkpoint_every_steps=20",
+            "--config.eval_every_steps=40")
     unbroken = _launch(tmp_path / "unbroken", *args)
     assert unbroken.returncode == 0, unbroken.stdout[-4000:]
     run = Running(launcher_cmd(tmp_path / "killed", *args))
-    run.wait_for(r"^\[worker 1\] .*\] step 30/60", timeout=240)
+    run.wait_for(r"^\[worker 1\] .*\] step 30/40", timeout=240)
     os.kill(run.pids()[1], signal.SIGKILL)
     assert run.finish(timeout=GRACE_S + 60) == 128 + signal.SIGKILL, run.output[-4000:]
     assert _latest_step(tmp_path / "killed") == 20
@@ -310,7 +314,7 @@ def test_sigkill_of_a_worker_then_relaunch_equals_an_unbroken_run(tmp_path):
     assert resumed.returncode == 0, resumed.stdout[-4000:]
     assert re.search(r"^\[worker 1\] .*Resumed from .*ckpt-20$", resumed.stdout, re.M), resumed.stdout[-4000:]
     a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("unbroken", "killed"))
-    assert (b["start_step"], b["steps"]) == (20, 60)
+    assert (b["start_step"], b["steps"]) == (20, 40)
     assert a["weights_fingerprint"] == b["weights_fingerprint"]
     assert a["eval_accuracy"] == b["eval_accuracy"]
     np.testing.assert_array_equal(_checkpoint_state(tmp_path / "unbroken"), _checkpoint_state(tmp_path / "killed"))
