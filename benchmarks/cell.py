@@ -151,7 +151,8 @@ def measure(spec: CellSpec) -> dict:
     train = common.rates(spec.steps * batch, train_s)
     return {
         **dataclasses.asdict(spec), "label": spec.label,
-        "resolved_precision": exp.precision, "resolved_jit_compile": exp.jit_compile, **rt.describe(),
+        "resolved_precision": exp.precision, "resolved_jit_compile": exp.jit_compile, "batchnorm": exp.batchnorm,
+        **rt.describe(),
         "params": exp.model.count_params(),
         "step_time_ms": common.summarize([1000 * s / spec.steps for s in train_s]),
         "train_examples_per_sec": train, "train_loss": float(last["loss"] / last["count"]),

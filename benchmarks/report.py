@@ -71,11 +71,13 @@ def markdown(results: dict) -> str:
     if ok:
         lines += ["## Training step time", ""]
         lines += _table(
-            ["model", "batch", "precision", "XLA", "strategy", "replicas", "steps/loop", "step ms", "train ex/s",
+            ["model", "batch", "precision", "XLA", "strategy", "replicas", "BatchNorm", "steps/loop", "step ms",
+             "train ex/s",
              "spread", "eval ex/s", "pipeline ex/s", "pipeline / train", "train GFLOP/s", "% of peak"],
             [[c["model"], str(c["batch_size"]), _resolved(c["precision"], c["resolved_precision"]),
               _resolved(c["jit_compile"], "yes" if c["resolved_jit_compile"] else "no"),
-              c["strategy"], str(c["num_replicas"]), str(c["steps_per_loop"]), _num(c["step_time_ms"]["median"], 2),
+              c["strategy"], str(c["num_replicas"]), c.get("batchnorm", "-"), str(c["steps_per_loop"]),
+              _num(c["step_time_ms"]["median"], 2),
               _num(c["train_examples_per_sec"]["median"]), f"{c['train_examples_per_sec']['spread_pct']:.1f}%",
               _num(c["eval_examples_per_sec"]["median"]), _num(c["pipeline_examples_per_sec"]["median"]),
               _num(c["pipeline_over_train"], 1) + "x", _num(c["achieved_flops_per_sec"] / 1e9, 1),
