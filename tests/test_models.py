@@ -70,3 +70,17 @@ def test_fast_cnn_pools_before_normalizing(depth):
     assert [s[1:] for s in pooled] == [(14, 14, 8), (7, 7, 16), (3, 3, 32)]
     assert all(kinds[i + 1] == "BatchNormalization" for i, k in enumerate(kinds) if k == "MaxPooling2D")
     assert model.output.shape[1:] == (10,)
+
+
+def test_flop_count_failure_costs_no_results(monkeypatch):
+    """The count uses TensorFlow's private profiler APIs: if they break, the run keeps its results (no FLOPs)."""
+    from fmnist import flops
+
+    model = models.build("seed_cnn")
+    assert flops.forward_flops_or_none(model) == 5_319_626
+
+    def broken(_model):
+        raise AttributeError("module 'tensorflow.python.profiler' has no attribute 'model_analyzer'")
+
+    monkeypatch.setattr(flops, "forward_flops_per_example", broken)
+    assert flops.forward_flops_or_none(model) is None
