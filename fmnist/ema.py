@@ -16,7 +16,8 @@ import keras
 import tensorflow as tf
 
 
-def _tf_variable(v):
+def tf_variable(v):
+    """The tf.Variable behind a Keras variable (tf.distribute's APIs take tf.Variables); others unchanged."""
     return v.value if isinstance(v, keras.Variable) else v
 
 
@@ -32,7 +33,7 @@ class WeightAverage:
 
     def __init__(self, model: keras.Model, decay: float, iterations: tf.Variable):
         self.decay, self._model, self._iterations = decay, model, iterations
-        self.averages = [tf.Variable(_tf_variable(w).read_value(), trainable=False, name=f"ema_{w.name}")
+        self.averages = [tf.Variable(tf_variable(w).read_value(), trainable=False, name=f"ema_{w.name}")
                          for w in model.weights]
         self.checkpointable = _holder(self.averages)
 
@@ -46,7 +47,7 @@ class WeightAverage:
                 strategy.extended.update(avg, lambda a, v: a.assign(a * decay + tf.cast(v, a.dtype) * (1 - decay)),
                                          args=(w,), group=False)
 
-        pairs = list(zip(self.averages, [_tf_variable(w) for w in self._model.weights], strict=True))
+        pairs = list(zip(self.averages, [tf_variable(w) for w in self._model.weights], strict=True))
         tf.__internal__.distribute.interim.maybe_merge_call(average, tf.distribute.get_strategy(), pairs)
 
     def values(self) -> list:

@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 
 from fmnist.dataset import NUM_CLASSES
-from fmnist.ema import WeightAverage
+from fmnist.ema import WeightAverage, tf_variable
 from fmnist.metrics import ReplicaSums
 
 TRAIN_SUMS = {"loss": (), "correct": (), "count": (), "nonfinite_steps": (), "nonfinite_state": ()}
@@ -160,7 +160,7 @@ def _replica_state(model: keras.Model, ema: WeightAverage | None) -> list[tf.Var
     """Variables each replica updates on its own: non-trainable weights (BatchNorm's moving statistics), and their
     averages."""
     own = [(i, w) for i, w in enumerate(model.weights) if not w.trainable]
-    state = [w.value if isinstance(w, keras.Variable) else w for _, w in own]
+    state = [tf_variable(w) for _, w in own]
     if ema is not None:
         state += [ema.averages[i] for i, _ in own]
     return state

@@ -2,13 +2,13 @@
 augmentation, float16. Two replicas must train as one replica with the same global batch, and end with identical
 variables on every replica."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from configs import smoke
 from fmnist import experiment, models, strategy, train
+from fmnist.ema import tf_variable
 from fmnist.errors import ConfigError
 
 # Global relative L2 distance allowed between 1 and 2 replicas after 4 SGD steps. Float32 round-off (sums in
@@ -29,10 +29,6 @@ def _config(**overrides):
     return c
 
 
-def _tf_variable(v):
-    return v.value if isinstance(v, keras.Variable) else v
-
-
 def _train(config, workdir, arm_fault: bool = False):
     """Trains config.num_train_steps in loops of config.steps_per_loop; returns (experiment, last loop's sums)."""
     exp = experiment.build(config, str(workdir))
@@ -47,7 +43,7 @@ def _train(config, workdir, arm_fault: bool = False):
 def _state(exp) -> list[list[np.ndarray]]:
     """Every replica's copy of every model weight (BatchNorm statistics included) and EMA average."""
     variables = exp.model.weights + (exp.ema.averages if exp.ema else [])
-    return [[np.asarray(x) for x in exp.runtime.strategy.experimental_local_results(_tf_variable(v))]
+    return [[np.asarray(x) for x in exp.runtime.strategy.experimental_local_results(tf_variable(v))]
             for v in variables]
 
 
@@ -94,7 +90,7 @@ def test_float16_overflow_on_one_replica_is_skipped_everywhere(tmp_path):
     assert sums["nonfinite_steps"] == 1 and sums["nonfinite_state"] == 0
     assert train._healthy(exp, sums, config.steps_per_loop)
     assert int(exp.optimizer.iterations.numpy()) == config.num_train_steps - 1
-    scales = exp.runtime.strategy.experimental_local_results(_tf_variable(exp.optimizer.dynamic_scale))
+    scales = exp.runtime.strategy.experimental_local_results(tf_variable(exp.optimizer.dynamic_scale))
     assert [float(s.numpy()) for s in scales] == [2.0**14] * 2  # Keras's initial 2^15, halved once.
     state = _state(exp)
     _assert_replicas_identical(state)
