@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 WORKDIR ?= runs/cpu
 CONFIG ?= configs/cpu.py
 ARGS ?=
+# pytest-xdist processes for `make test`; each test file runs whole on one of them.
+TEST_WORKERS ?= 2
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 
 .PHONY: setup data train test lint bench clean
@@ -32,7 +34,7 @@ train: setup
 	$(BIN)/python -m fmnist.main --config=$(CONFIG) --workdir=$(WORKDIR) $(ARGS)
 
 test: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

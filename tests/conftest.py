@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -45,11 +46,17 @@ def splits():
 @pytest.fixture(scope="session")
 def trained_smoke(tmp_path_factory) -> Path:
     """A real smoke training run (200 steps, about 84% test accuracy), trained once per session and shared by the
-    export and predict tests (which must not change it)."""
-    workdir = tmp_path_factory.getbasetemp() / "smoke-run"
-    if not (workdir / "results.json").is_file():
-        proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}")
-        assert proc.returncode == 0, proc.stderr[-3000:]
+    export and predict tests (which must not change it). Under pytest-xdist (`make test` runs 2 workers) the workers
+    share one run: the first trains it under a file lock in their common temp folder, the others wait and reuse it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # Every worker's basetemp is a child of this one.
+    workdir = root / "smoke-run"
+    with open(root / "smoke-run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (workdir / "results.json").is_file():
+            proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}")
+            assert proc.returncode == 0, proc.stderr[-3000:]
     return workdir
 
 
