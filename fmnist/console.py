@@ -11,6 +11,7 @@ result), its warnings, and its one-line errors. Hidden, and shown again by `--ve
   while TensorFlow loads and passes on only the C++ log lines at or above TF_CPP_MIN_LOG_LEVEL, and every other line.
 - Other libraries' Python log records below ERROR (TensorFlow's and TFDS's INFO lines, Keras and TensorFlow
   warnings), and Python warnings (routed into logging with `logging.captureWarnings`, so `-W error` still raises).
+  absl's `--logger_levels=NAME:LEVEL` shows one logger's records again (e.g. `tensorflow:INFO`).
 
 `configure()` reads absl's parsed flags, so commands call it first thing in `main()` (after app.run has parsed the
 flags), before anything imports TensorFlow; TensorFlow is still imported lazily, where a command first needs it.
@@ -55,10 +56,16 @@ def is_own_file(pathname: str) -> bool:
 
 
 class OwnRecords(logging.Filter):
-    """Passes fmnist's own records, and any library's at ERROR or above."""
+    """Passes fmnist's own records, any library's at ERROR or above, and those of the loggers named in absl's
+    --logger_levels (e.g. --logger_levels=tensorflow:INFO shows TensorFlow's Python INFO lines, and only those)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loggers: tuple[str, ...] = ()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR or is_own_file(record.pathname)
+        return (record.levelno >= logging.ERROR or is_own_file(record.pathname)
+                or any(record.name == n or record.name.startswith(n + ".") for n in self.loggers))
 
 
 _FILTER = OwnRecords()
@@ -80,6 +87,7 @@ def configure(verbose: bool | None = None, environ: dict | None = None) -> bool:
     environ.setdefault(TF_LEVEL_VAR, VERBOSE_TF_LEVEL if verbose else QUIET_TF_LEVEL)
     handler = absl_logging.get_absl_handler()
     handler.removeFilter(_FILTER)
+    _FILTER.loggers = tuple(flags.FLAGS["logger_levels"].value or ()) if flags.FLAGS.is_parsed() else ()
     logging.captureWarnings(not verbose)
     if not verbose:
         handler.addFilter(_FILTER)
