@@ -1,6 +1,8 @@
 # fmnist: `make train` and `make test` set everything up themselves (idempotent `make setup`).
 PYTHON ?= python3
 VENV ?= .venv
+# e.g. --system-site-packages: a venv that uses an installed TensorFlow (docker/Dockerfile does).
+VENV_FLAGS ?=
 BIN := $(VENV)/bin
 WORKDIR ?= runs/cpu
 CONFIG ?= configs/cpu.py
@@ -14,7 +16,7 @@ DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 setup: $(VENV)/.installed data
 
 $(VENV)/.installed: setup.cfg pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from absl import app, flags
 
+from fmnist import console
 from fmnist.dataset import CLASS_NAMES
 from fmnist.errors import UserError, exit_on_user_error
 
@@ -429,6 +430,7 @@ def define_flags() -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    console.configure()  # Only fmnist's lines unless --verbosity>=1.
     f = flags.FLAGS
     path = export(f.workdir, f.output, f.version, f.checkpoint, f.weights)
     print(f"Exported {path}\n  python -m fmnist.predict --model={path.parent} IMAGE...")

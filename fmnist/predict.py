@@ -23,6 +23,7 @@ from pathlib import Path
 
 from absl import app, flags
 
+from fmnist import console
 from fmnist.errors import UserError, exit_on_user_error
 from fmnist.export import MAX_PIXELS, jpeg_scale
 
@@ -233,7 +234,7 @@ def define_flags() -> None:
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
         raise app.UsageError("give at least one image file or folder")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # Before TensorFlow loads: no C++ log lines per bad file.
+    console.configure()  # Before TensorFlow loads: no C++ log lines per bad file, only fmnist's lines.
     f = flags.FLAGS
     model = Model(f.model)
     files = find_images(argv[1:])

@@ -100,7 +100,7 @@ def test_vertex_spec_has_a_chief_pool_and_a_worker_pool(tmp_path):
                                        "acceleratorCount": 1}
         assert pool["containerSpec"] == {
             "imageUri": "us-docker.pkg.dev/p/r/fmnist:1", "command": ["python", "-m", "fmnist.main"],
-            "args": ["--config=configs/gpu.py", "--workdir=/gcs/bucket/run1", "--config.num_epochs=3"]}
+            "args": ["--config=configs/gpu.py", "--workdir=gs://bucket/run1", "--config.num_epochs=3"]}
 
 
 def test_vertex_rest_format_wraps_the_spec_in_a_custom_job(tmp_path):
