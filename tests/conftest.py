@@ -57,7 +57,13 @@ def trained_smoke(tmp_path_factory) -> Path:
         if not (workdir / "results.json").is_file():
             proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}")
             assert proc.returncode == 0, proc.stderr[-3000:]
+            smoke_console(workdir).write_text(proc.stderr)
     return workdir
+
+
+def smoke_console(workdir: Path) -> Path:
+    """Where `trained_smoke` keeps its run's console output (stderr), beside the workdir."""
+    return workdir.with_suffix(".console")
 
 
 def run_module(module: str, *args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
