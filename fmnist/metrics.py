@@ -81,6 +81,12 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def append_json_line(path: Path, data: dict) -> None:
+    """Appends `data` as one JSON line (a whole line per write, so a reader never sees half of one)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(data, sort_keys=True) + "\n")
+
+
 def format_duration(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
