@@ -115,13 +115,14 @@ def _optimize(args, space, method: str, pruner: str, budget: int, workdir: Path)
             f"({trial.user_attrs.get('epochs_trained', 0):.2f} epochs trained)")
         sweep_report.write_all(workdir, study, space, header, None, log, plots=False)
 
-    todo = sweep_study.remaining(study, budget)
+    todo = sweep_study.remaining(study, budget, distinct=method == "grid")
     log(f"study {study_name!r} in {storage}: sampler {method}, pruner {pruner}, {budget} trials, {todo} to start, "
         f"{args.parallel} at a time here; trial logs in {workdir / 'trials'}/*/log.txt")
     try:
         if todo:
             study.optimize(runner, n_jobs=args.parallel, catch=(TrialFailed, TrialInterrupted),
-                           callbacks=[sweep_study.StopAtBudget(budget, lambda: runner.stopping), after_trial])
+                           callbacks=[sweep_study.StopAtBudget(budget, method == "grid", lambda: runner.stopping),
+                                      after_trial])
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -143,7 +144,7 @@ def _finish(study, space, runner, workdir: Path, header: dict) -> int:
     best = sweep_report.winner(trials)
     still_running = any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
     test_accuracy = None
-    if best is not None and not still_running:
+    if best is not None and not still_running and "trial_dir" in best.user_attrs:  # Not a trial added by hand.
         test_accuracy = runner.evaluate_test(best.params)
     sweep_report.write_all(workdir, study, space, header, test_accuracy, log)
     states = [t.state for t in trials]
@@ -153,7 +154,8 @@ def _finish(study, space, runner, workdir: Path, header: dict) -> int:
     if best is not None:
         params = ",".join(f"{k}={format_value(v)}" for k, v in best.params.items())
         test = (f"test {100 * test_accuracy:.2f}% (test evaluated for the winner only)" if test_accuracy is not None
-                else "test accuracy left to the process that finishes last (other trials still running)")
+                else "test not evaluated (trials still running: the last process to finish does it)"
+                if still_running else "test not evaluated (no trial directory)")
         log(f"winner trial {best.number} ({params}, {best.user_attrs.get('trial_dir')}): validation "
             f"{100 * best.value:.2f}%, {test}")
     log(f"reports: {workdir / 'sweep.md'}, {workdir / 'sweep.csv'}, {workdir / 'plots'}; "

@@ -9,6 +9,7 @@ so it runs in the same trial directory and resumes from its checkpoints.
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -29,21 +30,25 @@ def default_storage(workdir: Path) -> str:
 def make_storage(url: str) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats; SQLite waits for the lock instead of failing when processes share it."""
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # Heartbeats: since Optuna 2.8.
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                grace_period=GRACE_PERIOD_S,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
-    except Exception as e:  # noqa: BLE001 - SQLAlchemy and drivers raise many types for a bad URL.
-        raise SweepError(f"--storage={url}: {type(e).__name__}: {str(e).splitlines()[0]}; pass an Optuna RDB URL "
-                         "such as sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB") from None
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # Heartbeats: Optuna 2.8+.
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                    grace_period=GRACE_PERIOD_S,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy and drivers raise many types for a bad URL.
+            if "already exists" in str(e) and attempt < 2:
+                continue  # Another process created the tables at the same moment: they are there now.
+            raise SweepError(f"--storage={url}: {type(e).__name__}: {str(e).splitlines()[0]}; pass an Optuna RDB "
+                             "URL such as sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB") from None
+    raise AssertionError("unreachable")
 
 
 def make_sampler(space: SearchSpace, method: str) -> optuna.samplers.BaseSampler:
-    if method == "grid":
-        return optuna.samplers.GridSampler(space.grid(), seed=space.seed)
+    if method == "grid":  # Unseeded: processes sharing the study start at different points of the grid.
+        return optuna.samplers.GridSampler(space.grid())
     if method == "random":
         return optuna.samplers.RandomSampler(seed=space.seed)
     # Fewer random start-up trials than Optuna's 10: sweeps here are tens of trials, not hundreds.
@@ -81,21 +86,23 @@ def counted(trial: FrozenTrial) -> bool:
     return trial.state != TrialState.WAITING and not trial.user_attrs.get(INTERRUPTED)
 
 
-def remaining(study: optuna.Study, budget: int) -> int:
-    """Trials still to start: the enqueued ones, and more while the budget is not used up."""
+def remaining(study: optuna.Study, budget: int, distinct: bool = False) -> int:
+    """Trials still to start: the enqueued ones, and more while the budget is not used up. With `distinct` (grids),
+    trials of the same parameters count once: two processes that drew the same grid point still cover the grid."""
     trials = study.get_trials(deepcopy=False)
     waiting = sum(t.state == TrialState.WAITING for t in trials)
-    return waiting + max(budget - sum(counted(t) for t in trials) - waiting, 0)
+    used = [json.dumps(t.params, sort_keys=True) for t in trials if counted(t)]
+    return waiting + max(budget - len(set(used) if distinct else used) - waiting, 0)
 
 
 class StopAtBudget:
     """An Optuna callback: stops this process's optimize loop once no trial is left to start."""
 
-    def __init__(self, budget: int, stopping=lambda: False):
-        self.budget, self.stopping = budget, stopping
+    def __init__(self, budget: int, distinct: bool, stopping=lambda: False):
+        self.budget, self.distinct, self.stopping = budget, distinct, stopping
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if self.stopping() or remaining(study, self.budget) == 0:
+        if self.stopping() or remaining(study, self.budget, self.distinct) == 0:
             study.stop()
 
 

@@ -215,6 +215,11 @@ class TrialRunner:
     def evaluate_test(self, params: dict) -> float:
         """The test accuracy of a trial's final checkpoint (`fmnist.main --mode=eval`), evaluated once."""
         d = self.trial_dir(params)
+        with open(d / ".sweep.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # Two processes finishing at once: the second reuses the first's.
+            return self._evaluate_test_locked(d, params)
+
+    def _evaluate_test_locked(self, d: Path, params: dict) -> float:
         results, evaluated = read_json(d / "results.json") or {}, read_json(d / "eval_results.json") or {}
         if evaluated.get("test", {}).get("step") != results.get("steps"):
             cmd = trial_command(self.config_arg, d, self.spec(params)["overrides"], mode="eval")
