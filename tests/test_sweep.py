@@ -208,3 +208,15 @@ def test_interrupted_sweep_resumes_its_trial_from_checkpoints(tmp_path):
     states = [t.state for t in load_study(workdir, "resume").trials]
     assert states == [TrialState.FAIL, TrialState.COMPLETE]
     assert os.path.exists(d / "eval_results.json")
+
+
+def test_failed_trial_is_recorded_with_its_one_line_error(tmp_path):
+    sweep_file = write_sweep(tmp_path / "bad.py", {"parameters": {"model_width": ["wide"]},
+                                                   "fixed": {"validation_size": 100}})
+    proc = run_sweep("--config=configs/smoke.py", f"--sweep={sweep_file}", f"--workdir={tmp_path / 'w'}")
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (trial,) = load_study(tmp_path / "w", "bad").trials
+    assert trial.state == TrialState.FAIL and trial.user_attrs["error"].startswith("exit code 2: fmnist: error:")
+    with open(tmp_path / "w" / "sweep.csv", newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert row["state"] == "FAIL" and row["note"] == trial.user_attrs["error"] and row["rank"] == ""
