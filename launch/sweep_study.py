@@ -68,7 +68,7 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
 
 def open_study(space: SearchSpace, storage: str, study_name: str, method: str, pruner: str) -> optuna.Study:
     """Creates the study, or loads it to continue."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # launch.sweep says what happens
     study = optuna.create_study(storage=make_storage(storage), study_name=study_name, direction="maximize",
                                 sampler=make_sampler(space, method), pruner=make_pruner(pruner), load_if_exists=True)
     recorded = study.user_attrs.get("search_space")

@@ -29,6 +29,7 @@ import optuna
 from launch.search_space import ROOT, SearchSpace, format_value
 from launch.sweep_study import INTERRUPTED
 
+TRAIN_EXAMPLES = 60000  # Fashion-MNIST's train split (fmnist.config_validation, not imported: it loads Keras).
 POLL_S = 0.5
 STOP_TIMEOUT_S = 120  # SIGKILL a trial that has not stopped this long after SIGTERM.
 
@@ -127,7 +128,7 @@ class TrialRunner:
         if results is not None and read_json(d / "trial.json") == json.loads(json.dumps(spec)):
             self._report(trial, read_evals(d), prune=False, reported=set())
             self.log(f"trial {trial.number} {d.name}: reused the results of the same config")
-            return self._finish(trial, d, results, start_step=results["steps"], end_step=results["steps"])
+            return self._finish(trial, params, d, results, results["steps"], results["steps"])
         (d / "trial.json").write_text(json.dumps(spec, indent=2) + "\n")
         start_step = (read_json(d / "sweep_progress.json") or {}).get("end_step", 0)
         self.log(f"trial {trial.number} {d.name} {params}: started" + (f" (resuming at step {start_step})"
@@ -136,7 +137,7 @@ class TrialRunner:
         results = read_json(d / "results.json") if returncode == 0 else None
         end_step = self._end_step(d, results)
         (d / "sweep_progress.json").write_text(json.dumps({"end_step": end_step}) + "\n")
-        self._account(trial, d, start_step, end_step)
+        self._account(trial, params, start_step, end_step)
         if pruned:
             raise optuna.TrialPruned(f"pruned at evaluation {len(read_evals(d))}")
         if self.stopping and results is None:
@@ -146,7 +147,7 @@ class TrialRunner:
             error = error_line((d / "log.txt").read_text(errors="replace"), returncode)
             trial.set_user_attr("error", error)
             raise TrialFailed(error)
-        return self._finish(trial, d, results, start_step, end_step)
+        return self._finish(trial, params, d, results, start_step, end_step)
 
     def _run_process(self, trial: optuna.Trial, d: Path, overrides: dict) -> tuple[int, bool]:
         """Runs fmnist, reporting evaluations as they appear; (exit code, pruned)."""
@@ -196,16 +197,17 @@ class TrialRunner:
         evals = read_evals(d)
         return max([0] + [int(s) for s in stops[-1:]] + [e["step"] for e in evals[-1:]])
 
-    @staticmethod
-    def _account(trial: optuna.Trial, d: Path, start_step: int, end_step: int) -> None:
-        """Compute spent by this trial, in epochs (what the sweep's cost is counted in)."""
-        evals = [e for e in read_evals(d) if e["epoch"] > 0]
-        steps_per_epoch = evals[-1]["step"] / evals[-1]["epoch"] if evals else 0
-        trial.set_user_attr("epochs_trained", (end_step - start_step) / steps_per_epoch if steps_per_epoch else 0.0)
-        trial.set_user_attr("end_epoch", end_step / steps_per_epoch if steps_per_epoch else 0.0)
+    def _account(self, trial: optuna.Trial, params: dict, start_step: int, end_step: int) -> None:
+        """Compute spent by this trial: training steps, and epochs (what the sweep's cost is counted in)."""
+        config = {**self.space.base, **self.space.overrides(params)}
+        steps_per_epoch = (TRAIN_EXAMPLES - config["validation_size"]) // config["batch_size"]
+        trial.set_user_attr("steps_trained", end_step - start_step)
+        trial.set_user_attr("epochs_trained", (end_step - start_step) / steps_per_epoch)
+        trial.set_user_attr("end_epoch", end_step / steps_per_epoch)
 
-    def _finish(self, trial: optuna.Trial, d: Path, results: dict, start_step: int, end_step: int) -> float:
-        self._account(trial, d, start_step, end_step)
+    def _finish(self, trial: optuna.Trial, params: dict, d: Path, results: dict, start_step: int,
+                end_step: int) -> float:
+        self._account(trial, params, start_step, end_step)
         if results.get("validation_accuracy") is None:
             raise TrialFailed(f"{d}/results.json has no validation_accuracy")
         for key in ("train_time_s", "params", "steps"):

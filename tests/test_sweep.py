@@ -182,7 +182,7 @@ def test_pruner_stops_a_running_trial_on_its_validation_accuracy(tmp_path):
 def test_interrupted_sweep_resumes_its_trial_from_checkpoints(tmp_path):
     sweep_file = write_sweep(tmp_path / "resume.py", {
         "parameters": {"model_width": [8]},
-        "fixed": {"model": "seed_cnn", "num_train_steps": 300, "steps_per_loop": 10, "eval_every_steps": 20,
+        "fixed": {"model": "seed_cnn", "num_train_steps": 120, "steps_per_loop": 10, "eval_every_steps": 20,
                   "checkpoint_every_steps": 20, "validation_size": 1000}})
     workdir = tmp_path / "w"
     args = ["--config=configs/smoke.py", f"--sweep={sweep_file}", f"--workdir={workdir}"]
@@ -204,7 +204,7 @@ def test_interrupted_sweep_resumes_its_trial_from_checkpoints(tmp_path):
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
     assert "resuming at step" in again.stdout and "Resumed from" in (d / "log.txt").read_text()
     results = read_results(d)
-    assert results["steps"] == 300 and results["start_step"] > 0
+    assert results["steps"] == 120 and results["start_step"] > 0
     states = [t.state for t in load_study(workdir, "resume").trials]
     assert states == [TrialState.FAIL, TrialState.COMPLETE]
     assert os.path.exists(d / "eval_results.json")
