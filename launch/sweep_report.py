@@ -50,9 +50,10 @@ def rows(trials: Sequence[FrozenTrial], space: SearchSpace, test_accuracy: float
         out.append({
             "rank": rank if t.state == TrialState.COMPLETE else "", "trial": t.number, "state": t.state.name,
             **{k: t.params.get(k) for k in space.keys},
-            "validation_accuracy": t.value,
+            "validation_accuracy": t.value if t.state == TrialState.COMPLETE else None,  # Pruned: the last one.
             "last_evaluation": evals[max(evals)] if evals else None, "evaluations": len(evals),
-            "epochs_trained": t.user_attrs.get("epochs_trained"), "train_time_s": t.user_attrs.get("train_time_s"),
+            "steps_trained": t.user_attrs.get("steps_trained"), "epochs_trained": t.user_attrs.get("epochs_trained"),
+            "train_time_s": t.user_attrs.get("train_time_s"),
             "params": t.user_attrs.get("params"), "test_accuracy": test_accuracy if t is best else None,
             "trial_dir": t.user_attrs.get("trial_dir", ""),
             "note": t.user_attrs.get("error", "interrupted, re-enqueued" if t.user_attrs.get("interrupted") else ""),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import shutil
 import signal
 import subprocess
@@ -181,11 +180,18 @@ def test_pruner_stops_a_running_trial_on_its_validation_accuracy(tmp_path):
 
 def test_interrupted_sweep_resumes_its_trial_from_checkpoints(tmp_path):
     sweep_file = write_sweep(tmp_path / "resume.py", {
-        "parameters": {"model_width": [8]},
+        "method": "random", "num_trials": 2, "parameters": {"model_width": [8]},
         "fixed": {"model": "seed_cnn", "num_train_steps": 120, "steps_per_loop": 10, "eval_every_steps": 20,
                   "checkpoint_every_steps": 20, "validation_size": 1000}})
     workdir = tmp_path / "w"
+    workdir.mkdir()
     args = ["--config=configs/smoke.py", f"--sweep={sweep_file}", f"--workdir={workdir}"]
+    space = search_space.load(str(sweep_file), "configs/smoke.py")
+    study = sweep_study.open_study(space, sweep_study.default_storage(workdir), "resume", "random", "none")
+    # A perfect trial added by hand keeps the lead, so the sweep evaluates no winner on the test split (that costs
+    # a TensorFlow process, and the shared-study test covers it): this test is about resuming.
+    study.add_trial(optuna.trial.create_trial(params={"model_width": 8}, value=1.0, distributions={
+        "model_width": optuna.distributions.CategoricalDistribution([8])}))
     proc = subprocess.Popen(sweep_command(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     deadline = time.monotonic() + 300
@@ -196,7 +202,7 @@ def test_interrupted_sweep_resumes_its_trial_from_checkpoints(tmp_path):
     assert proc.returncode == 128 + signal.SIGINT, out[-3000:]
     study = load_study(workdir, "resume")
     assert [(t.state, bool(t.user_attrs.get("interrupted"))) for t in study.trials] == [
-        (TrialState.FAIL, True), (TrialState.WAITING, False)]
+        (TrialState.COMPLETE, False), (TrialState.FAIL, True), (TrialState.WAITING, False)]
     (d,) = workdir.glob("trials/*")
     assert "stopped: SIGTERM" in (d / "log.txt").read_text() and not (d / "results.json").exists()
 
@@ -205,9 +211,10 @@ def test_interrupted_sweep_resumes_its_trial_from_checkpoints(tmp_path):
     assert "resuming at step" in again.stdout and "Resumed from" in (d / "log.txt").read_text()
     results = read_results(d)
     assert results["steps"] == 120 and results["start_step"] > 0
-    states = [t.state for t in load_study(workdir, "resume").trials]
-    assert states == [TrialState.FAIL, TrialState.COMPLETE]
-    assert os.path.exists(d / "eval_results.json")
+    trials = load_study(workdir, "resume").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[2].user_attrs["retry_of"] == 1 and trials[2].value == pytest.approx(results["validation_accuracy"])
+    assert 0 < trials[2].user_attrs["steps_trained"] < 120  # Only the steps left after the interruption.
 
 
 def test_failed_trial_is_recorded_with_its_one_line_error(tmp_path):
