@@ -9,7 +9,10 @@ so it runs in the same trial directory and resumes from its checkpoints.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import time
 import warnings
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from launch.search_space import SearchSpace, SweepError
 
 HEARTBEAT_INTERVAL_S = 30
 GRACE_PERIOD_S = 120
+RACE_MESSAGES = ("already exists", "UNIQUE constraint failed", "duplicate key")  # Two processes creating tables.
 INTERRUPTED = "interrupted"  # user attr of a trial stopped by a signal to the sweep (not a failure of its config)
 
 
@@ -28,22 +32,42 @@ def default_storage(workdir: Path) -> str:
 
 
 def make_storage(url: str) -> optuna.storages.RDBStorage:
-    """An RDB storage with heartbeats; SQLite waits for the lock instead of failing when processes share it."""
+    """An RDB storage with heartbeats; SQLite waits for the lock instead of failing when processes share it.
+    Processes that open a new database at the same moment race to create its tables: a lock file serialises that
+    for SQLite files, and a lost race elsewhere is retried (the tables are there by then)."""
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    for attempt in range(3):
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") and url != "sqlite:///:memory:" else ""
+    for attempt in range(4):
         try:
-            with warnings.catch_warnings():
+            with _file_lock(Path(path + ".lock") if path else None), warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # Heartbeats: Optuna 2.8+.
                 return optuna.storages.RDBStorage(
                     url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL_S,
                     grace_period=GRACE_PERIOD_S,
                     heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
         except Exception as e:  # noqa: BLE001 - SQLAlchemy and drivers raise many types for a bad URL.
-            if "already exists" in str(e) and attempt < 2:
-                continue  # Another process created the tables at the same moment: they are there now.
+            if attempt < 3 and any(m in str(e) for m in RACE_MESSAGES):
+                time.sleep(1 + attempt)  # Lost the race to create the tables: they are there now.
+                continue
             raise SweepError(f"--storage={url}: {type(e).__name__}: {str(e).splitlines()[0]}; pass an Optuna RDB "
                              "URL such as sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB") from None
     raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path | None):
+    """An exclusive lock on `path` (nothing when None), held for the block."""
+    if path is None:
+        yield
+        return
+    try:
+        f = open(path, "a")  # noqa: SIM115 - held for the block.
+    except OSError:  # A read-only or missing folder: let the storage report the real problem.
+        yield
+        return
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 def make_sampler(space: SearchSpace, method: str) -> optuna.samplers.BaseSampler:
