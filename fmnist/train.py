@@ -293,10 +293,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
         logging.info("Worker %d final weights fingerprint %s", rt.worker_index, out["weights_fingerprint"])
         if rt.is_chief:
             write_json_atomic(exp.workdir / "results.json", out)
-            split, accuracy = ("Test", out["eval_accuracy"]) if config.evaluate_test else \
-                ("Validation (test split not evaluated)", out["validation_accuracy"])
-            logging.info("%s accuracy %.2f%%. TensorBoard: tensorboard --logdir %s", split, 100 * accuracy,
-                         summaries.logdir)
+            what = (f"Test accuracy {100 * out['eval_accuracy']:.2f}% ({out['eval_count']} examples)"
+                    if config.evaluate_test else
+                    f"Validation accuracy {100 * out['validation_accuracy']:.2f}% (test split not evaluated)")
+            logging.info("%s. TensorBoard: tensorboard --logdir %s", what, summaries.logdir)
         return out
     finally:
         preemption.close()
