@@ -54,7 +54,10 @@ def get_config() -> ml_collections.ConfigDict:
 
     # Evaluation, checkpoints, logging.
     c.eval_every_steps = 0        # 0 = after every epoch (and always at the end).
-    c.target_accuracy = 0.0       # >0: stop at the first evaluation with test accuracy >= this (time to accuracy).
+    c.target_accuracy = 0.0       # >0: stop at the first evaluation with test accuracy >= this (time to accuracy);
+    #                               validation accuracy when evaluate_test is false.
+    c.evaluate_test = True        # False: never evaluate the test split during training (sweep trials select on
+    #                               validation_size's hold-out; results.json then has eval_accuracy null).
     c.checkpoint_every_steps = 0  # 0 = after every epoch (and always at the end).
     c.keep_checkpoints = 3
     c.profile_steps = ""          # "START,END": TensorFlow profiler trace of those steps (TensorBoard's profile tab).

@@ -65,6 +65,9 @@ def validate(config) -> None:
         raise ConfigError(f"config.label_smoothing={config.label_smoothing!r} must be in [0, 1)")
     if config.num_epochs < 1 and config.num_train_steps < 1:
         raise ConfigError("config.num_epochs must be >= 1 (or set config.num_train_steps > 0)")
+    if not config.evaluate_test and config.validation_size < 1:
+        raise ConfigError("config.evaluate_test=false leaves nothing to evaluate: hold out a validation split with "
+                          "--config.validation_size=N (e.g. 5000)")
     train_size = TRAIN_EXAMPLES - config.validation_size
     if train_size < config.batch_size:
         raise ConfigError(f"config.batch_size={config.batch_size} exceeds the {train_size} training examples left "

@@ -71,3 +71,15 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
     """JSON (indented, sorted keys) written with `write_text_atomic`."""
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def append_json_line(path: str | os.PathLike, data: dict) -> None:
+    """Appends `data` as one JSON line. Locally one append of a whole line, so a reader never sees half of one;
+    object stores (gs://) cannot append, so there the file is rewritten with `write_text_atomic`."""
+    line = json.dumps(data, sort_keys=True, default=str) + "\n"
+    path = str(path)
+    if not is_url(path):
+        with open(path, "a") as f:
+            f.write(line)
+        return
+    write_text_atomic(path, (read_text(path) if exists(path) else "") + line)

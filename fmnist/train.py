@@ -68,16 +68,26 @@ def check_compatible(exp: experiment.Experiment) -> None:
                         f"{key}={now[key]!r}; use the same config to resume, or a new --workdir")
 
 
+def evaluated_splits(config) -> tuple[str, ...]:
+    """The splits evaluated during training: validation when held out, test unless config.evaluate_test is off."""
+    return ("validation",) + (("test",) if config.evaluate_test else ())
+
+
+def target_split(config) -> str:
+    """The split whose accuracy config.target_accuracy is compared with."""
+    return "test" if config.evaluate_test else "validation"
+
+
 def run_evals(exp: experiment.Experiment, summaries: Summaries, step: int) -> dict:
-    """Evaluates on the test split (and the validation split when held out); logs and writes summaries.
-    With config.ema_decay, the averaged weights are evaluated (and pictured)."""
+    """Evaluates on the test split (unless config.evaluate_test is off) and the validation split when held out;
+    logs and writes summaries. With config.ema_decay, the averaged weights are evaluated (and pictured)."""
     with exp.evaluation_weights():
         return _run_evals(exp, summaries, step)
 
 
 def _run_evals(exp: experiment.Experiment, summaries: Summaries, step: int) -> dict:
     results = {}
-    for name in ("validation", "test"):
+    for name in evaluated_splits(exp.config):
         if name not in exp.splits:
             continue
         r = results[name] = exp.evaluate(name)
@@ -221,7 +231,9 @@ def _loop(exp, summaries: Summaries, preemption: Preemption, p: Progress, iterat
             t0 = time.perf_counter()
             p.results = run_evals(exp, summaries, p.step)
             p.eval_time += time.perf_counter() - t0
-            if c.target_accuracy and p.results["test"]["accuracy"] >= c.target_accuracy:
+            if exp.runtime.is_chief:
+                record_evaluation(exp, p)
+            if c.target_accuracy and p.results[target_split(c)]["accuracy"] >= c.target_accuracy:
                 p.time_to_target, p.target_step = p.train_time, p.step
                 logging.info("Reached target accuracy %.2f%% at step %d after %.1f s of training",
                              100 * c.target_accuracy, p.step, p.train_time)
@@ -229,6 +241,17 @@ def _loop(exp, summaries: Summaries, preemption: Preemption, p: Progress, iterat
                 return
         if p.step % plan.checkpoint_every == 0 or p.step == plan.total_steps:
             exp.checkpoints.save(p.step)  # Only ever a healthy state.
+
+
+def record_evaluation(exp: experiment.Experiment, p: Progress) -> None:
+    """One line per evaluation in WORKDIR/evals.jsonl (what launch.sweep's pruning reads while the run goes on),
+    and `validation_accuracy=X` in the log, the form Katib's StdOut metrics collector parses."""
+    accuracy = {name: p.results[name]["accuracy"] if name in p.results else None for name in ("validation", "test")}
+    storage.append_json_line(storage.join(exp.workdir, "evals.jsonl"), {
+        "step": p.step, "epoch": p.step / exp.plan.steps_per_epoch, "train_time_s": p.train_time,
+        "validation_accuracy": accuracy["validation"], "test_accuracy": accuracy["test"]})
+    if accuracy["validation"] is not None:
+        logging.info("validation_accuracy=%.6f", accuracy["validation"])
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
@@ -267,13 +290,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
         if not p.results:  # Nothing left to train (a finished run re-run): evaluate the restored weights.
             p.results = run_evals(exp, summaries, p.step)
         out = _results(exp, p, start_step, resumed, time.time() - wall_start, forward_flops)
-        if exp.ema is not None:  # The plain weights' figure beside the averaged one, for comparison.
+        if exp.ema is not None and config.evaluate_test:  # The plain weights' figure beside the averaged one.
             out["eval_accuracy_without_ema"] = exp.evaluate("test")["accuracy"]
         logging.info("Worker %d final weights fingerprint %s", rt.worker_index, out["weights_fingerprint"])
         if rt.is_chief:
             storage.write_json_atomic(storage.join(exp.workdir, "results.json"), out)
-            logging.info("Test accuracy %.2f%% (%d examples). TensorBoard: tensorboard --logdir %s",
-                         100 * out["eval_accuracy"], out["eval_count"], summaries.logdir)
+            what = (f"Test accuracy {100 * out['eval_accuracy']:.2f}% ({out['eval_count']} examples)"
+                    if config.evaluate_test else
+                    f"Validation accuracy {100 * out['validation_accuracy']:.2f}% (test split not evaluated)")
+            logging.info("%s. TensorBoard: tensorboard --logdir %s", what, summaries.logdir)
         return out
     finally:
         preemption.close()
@@ -305,15 +330,23 @@ def evaluate_only(config, workdir: str) -> dict:
     return results
 
 
+def _test_results(exp: experiment.Experiment, test: dict | None) -> dict:
+    """results.json's test-split figures; all None when config.evaluate_test is off."""
+    if test is None:
+        return dict.fromkeys(("eval_accuracy", "eval_loss", "eval_count", "eval_accuracy_tta_flip",
+                              "per_class_accuracy"))
+    return {"eval_accuracy": test["accuracy"], "eval_loss": test["loss"], "eval_count": test["count"],
+            "eval_accuracy_tta_flip": test["accuracy_tta"],
+            "per_class_accuracy": dict(zip(exp.class_names, test["per_class_accuracy"], strict=True))}
+
+
 def _results(exp: experiment.Experiment, p: Progress, start_step: int, resumed: str | None, wall: float,
              forward_flops: int | None) -> dict:
-    c, test = exp.config, p.results["test"]
+    c, test = exp.config, p.results.get("test")
     # Training compute of the whole run (all its steps, resumed or not): 3 x forward FLOPs x examples seen.
     train_tflop = flops.TRAIN_FLOPS_FACTOR * forward_flops * p.step * c.batch_size / 1e12 if forward_flops else None
     return {
-        "eval_accuracy": test["accuracy"], "eval_loss": test["loss"], "eval_count": test["count"],
-        "eval_accuracy_tta_flip": test["accuracy_tta"],
-        "per_class_accuracy": dict(zip(exp.class_names, test["per_class_accuracy"], strict=True)),
+        **_test_results(exp, test),
         "validation_accuracy": p.results.get("validation", {}).get("accuracy"),
         "train_loss": p.train_metrics.get("loss"), "train_accuracy": p.train_metrics.get("accuracy"),
         "train_examples_per_sec": p.timed_steps * c.batch_size / p.timed_time if p.timed_time else None,

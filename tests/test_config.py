@@ -42,6 +42,12 @@ def test_contradictions_are_refused():
         config_validation.validate(config)
     with pytest.raises(ConfigError, match="does not divide over 3 replicas"):
         config_validation.check_replicas(128, 3)
+    config = default.get_config()
+    config.evaluate_test = False  # Without a validation hold-out nothing would be evaluated.
+    with pytest.raises(ConfigError, match="evaluate_test=false leaves nothing to evaluate"):
+        config_validation.validate(config)
+    config.validation_size = 5000
+    config_validation.validate(config)
 
 
 def test_default_configs_are_valid():

@@ -4,6 +4,7 @@ TPU VM script's commands (--dry-run). None of these clusters is reachable here: 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 
@@ -11,7 +12,11 @@ import pytest
 from conftest import ROOT, run_module
 
 from fmnist import strategy
-from launch import kubernetes, vertex
+from launch import katib, kubernetes, search_space, vertex
+
+
+def config_dict() -> dict:
+    return search_space.load_base_config(str(ROOT / "configs/cpu.py"))
 
 # Kubernetes (Kubeflow Training Operator TFJob)
 
@@ -191,3 +196,75 @@ def test_tpu_vm_refuses_what_it_cannot_run(env, message):
                           timeout=60, env={"PATH": "/usr/bin:/bin", **env})
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("tpu_vm.sh: error: ") and message in proc.stderr
+
+
+# Katib (Kubeflow hyperparameter tuning)
+
+def test_katib_cli_writes_the_sweep_as_an_experiment(tmp_path):
+    out = tmp_path / "experiment.yaml"
+    proc = run_module("launch.katib", "--image=registry.example/fmnist:1", "--config=configs/cpu.py",
+                      "--sweep=configs/sweeps/arch_lr.py", f"--output={out}", "--", "--config.seed=3")
+    assert proc.returncode == 0, proc.stderr
+    assert f"kubectl apply -f {out}" in proc.stderr
+    exp = json.loads(out.read_text())
+    assert (exp["apiVersion"], exp["kind"], exp["metadata"]["name"]) == ("kubeflow.org/v1beta1", "Experiment",
+                                                                         "arch-lr")
+    spec = exp["spec"]
+    assert spec["objective"] == {"type": "maximize", "objectiveMetricName": "validation_accuracy"}
+    assert spec["algorithm"]["algorithmName"] == "grid" and spec["maxTrialCount"] == 8
+    assert spec["metricsCollectorSpec"] == {"collector": {"kind": "StdOut"}}
+    assert spec["earlyStopping"]["algorithmName"] == "medianstop"
+    assert spec["parameters"] == [
+        {"name": "model_width", "parameterType": "discrete", "feasibleSpace": {"list": ["16", "32"]}},
+        {"name": "model_depth", "parameterType": "discrete", "feasibleSpace": {"list": ["1", "2"]}},
+        {"name": "learning_rate", "parameterType": "discrete", "feasibleSpace": {"list": ["0.001", "0.003"]}}]
+    template = spec["trialTemplate"]
+    names = {p["reference"]: p["name"] for p in template["trialParameters"]}
+    assert names == {"model_width": "modelWidth", "model_depth": "modelDepth", "learning_rate": "learningRate"}
+    (container,) = template["trialSpec"]["spec"]["template"]["spec"]["containers"]
+    assert container["name"] == template["primaryContainerName"]
+    command = container["command"]
+    assert command[:5] == ["python", "-m", "fmnist.main", "--config=configs/cpu.py", "--workdir=/tmp/fmnist-trial"]
+    assert {"--config.model=resnet", "--config.num_epochs=2", "--config.validation_size=5000",
+            "--config.evaluate_test=false", "--config.learning_rate=${trialParameters.learningRate}",
+            "--config.seed=3"} <= set(command)
+    # Every placeholder names a declared trial parameter, and each parameter is used once.
+    used = re.findall(r"\$\{trialParameters\.(\w+)\}", " ".join(command))
+    assert sorted(used) == sorted(names.values())
+
+
+def test_katib_tpe_over_ranges_uses_katib_distributions(tmp_path):
+    sweep = {"method": "tpe", "num_trials": 12, "seed": 5, "fixed": {"validation_size": 5000},
+             "parameters": {"learning_rate": {"log_uniform": [1e-4, 1e-2]}, "model_depth": {"int_uniform": [1, 3]},
+                            "optimizer": ["adam", "sgd"]}}
+    space = search_space.check(sweep, config_dict(), "lr_tpe")
+    exp = katib.experiment(space, name="lr-tpe", image="img", config="configs/cpu.py", parallel=3, gpus_per_trial=1)
+    spec = exp["spec"]
+    assert spec["algorithm"] == {"algorithmName": "tpe", "algorithmSettings": [{"name": "random_state", "value": "5"}]}
+    assert (spec["maxTrialCount"], spec["parallelTrialCount"]) == (12, 3)
+    params = {p["name"]: p for p in spec["parameters"]}
+    assert params["learning_rate"] == {"name": "learning_rate", "parameterType": "double", "feasibleSpace": {
+        "min": "0.0001", "max": "0.01", "distribution": "logUniform"}}
+    assert params["model_depth"]["parameterType"] == "int"
+    assert params["optimizer"] == {"name": "optimizer", "parameterType": "categorical",
+                                   "feasibleSpace": {"list": ["adam", "sgd"]}}
+    container = spec["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"] == {"nvidia.com/gpu": 1}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(name="Arch_LR"), "--name='Arch_LR'"),
+    (dict(algorithm="bayes"), "--algorithm='bayes'"),
+    (dict(early_stopping="asha"), "--early_stopping='asha'"),
+    (dict(parallel=0), "--parallel=0"),
+])
+def test_katib_rejects_what_cannot_work(kwargs, message):
+    space = search_space.load(str(ROOT / "configs/sweeps/arch_lr.py"), str(ROOT / "configs/cpu.py"))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        katib.experiment(space, **({"name": "arch-lr", "image": "i", "config": "configs/cpu.py"} | kwargs))
+
+
+def test_katib_cli_bad_sweep_is_one_line(tmp_path):
+    proc = run_module("launch.katib", "--image=img", "--config=configs/cpu.py", f"--sweep={tmp_path / 'none.py'}")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("launch.katib: error: "), proc.stderr

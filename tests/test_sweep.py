@@ -1,151 +1,229 @@
-"""launch.sweep: trial expansion, honest selection on validation, reports, HParams data, resuming, refusals."""
+"""launch.sweep on Optuna: search spaces, config hashes, two processes sharing one study, pruning a running trial,
+resuming an interrupted sweep, honest selection (trials never evaluate the test split), reports."""
+
+from __future__ import annotations
 
 import csv
-import os
+import json
+import math
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import optuna
 import pytest
 from conftest import ROOT, read_results
+from optuna.trial import TrialState
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from launch import sweep
+from launch import search_space, sweep_study
+from launch.search_space import SweepError
 
 BASE = {"model": "seed_cnn", "model_width": 0, "model_depth": 0, "learning_rate": 1e-3, "validation_size": 0,
-        "num_train_steps": -1}
+        "num_train_steps": -1, "evaluate_test": True}
 TINY = ["--config=configs/smoke.py", "--sweep=configs/sweeps/tiny.py"]
 
 
+def sweep_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "launch.sweep", *args]
+
+
 def run_sweep(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "launch.sweep", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(sweep_command(*args), cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
-def read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+def load_study(workdir: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{workdir / 'optuna.db'}")
 
 
-def test_grid_trials_are_ordered_and_named_by_their_parameters():
-    spec = {"method": "grid", "parameters": {"model_width": [16, 32], "learning_rate": [1e-3, 3e-3]},
-            "fixed": {"validation_size": 5000}}
-    trials = sweep.make_trials(spec, BASE)
-    assert [t.name for t in trials] == [
-        "000-model_width=16,learning_rate=0.001", "001-model_width=16,learning_rate=0.003",
-        "002-model_width=32,learning_rate=0.001", "003-model_width=32,learning_rate=0.003"]
-    assert [t.name for t in sweep.make_trials(spec, BASE, max_trials=2)] == [t.name for t in trials[:2]]
-
-
-def test_random_trials_are_seeded_and_their_prefix_is_stable():
-    spec = {"method": "random", "num_trials": 5, "seed": 3, "fixed": {"validation_size": 100},
-            "parameters": {"learning_rate": {"log_uniform": [1e-4, 1e-2]}, "model_depth": {"int_uniform": [1, 3]},
-                           "model": ["resnet", "bn_cnn"]}}
-    trials = sweep.make_trials(spec, BASE)
-    assert [t.name for t in trials] == [t.name for t in sweep.make_trials(spec, BASE)]
-    assert [t.name for t in sweep.make_trials(spec, BASE, max_trials=8)][:5] == [t.name for t in trials]
-    for t in trials:
-        assert 1e-4 <= t.params["learning_rate"] <= 1e-2 and float(f"{t.params['learning_rate']:.3g}") == \
-            t.params["learning_rate"]
-        assert t.params["model_depth"] in (1, 2, 3) and t.params["model"] in ("resnet", "bn_cnn")
-    assert len({t.params["learning_rate"] for t in trials}) == 5
+def write_sweep(path: Path, sweep: dict) -> Path:
+    path.write_text(f"def get_sweep():\n    return {sweep!r}\n")
+    return path
 
 
 @pytest.mark.parametrize("spec, message", [
     ({"parameters": {"model_width": [8]}}, "validation_size=0"),
-    ({"parameters": {"model_width": [8]}, "fixed": {"validation_size": 0}}, "validation_size=0"),
     ({"parameters": {"no_such_key": [1]}, "fixed": {"validation_size": 10}}, "unknown config key 'no_such_key'"),
     ({"parameters": {"learning_rate": {"log_uniform": [1e-4, 1e-2]}}, "fixed": {"validation_size": 10}}, "a list"),
-    ({"method": "random", "parameters": {"learning_rate": {"log_uniform": [0, 1]}}, "num_trials": 2,
-      "fixed": {"validation_size": 10}}, "lo > 0"),
-    ({"method": "random", "parameters": {"model_width": [8]}, "fixed": {"validation_size": 10}}, "num_trials"),
+    ({"method": "tpe", "parameters": {"learning_rate": {"log_uniform": [0, 1]}}, "fixed": {"validation_size": 10}},
+     "lo > 0"),
+    ({"method": "bayes", "parameters": {"model_width": [8]}, "fixed": {"validation_size": 10}}, "method='bayes'"),
+    ({"parameters": {"model_width": [8]}, "pruner": "asha", "fixed": {"validation_size": 10}}, "pruner='asha'"),
+    ({"parameters": {"model_width": [8, 8]}, "fixed": {"validation_size": 10}}, "twice"),
     ({"parameters": {"model_width": [8]}, "fixed": {"model_width": 8, "validation_size": 10}}, "both swept and fixed"),
+    ({"parameters": {"model_width": [8]}, "fixed": {"evaluate_test": True, "validation_size": 10}}, "evaluate_test"),
 ])
 def test_bad_sweeps_are_refused(spec, message):
-    with pytest.raises(sweep.SweepError, match=message):
-        sweep.make_trials(spec, BASE)
+    with pytest.raises(SweepError, match=message):
+        search_space.check(spec, BASE, "s")
 
 
-def test_failed_trial_is_recorded_with_its_error_and_the_sweep_goes_on(tmp_path, monkeypatch):
-    script = "import sys; print('noise'); print('fmnist: error: config.x is bad', file=sys.stderr); sys.exit(2)"
-    monkeypatch.setattr(sweep, "trial_command", lambda *a: [sys.executable, "-c", script])
-    sweep_file = tmp_path / "s.py"
-    sweep_file.write_text("def get_sweep():\n    return {'parameters': {'model_width': [8, 16]}, "
-                          "'fixed': {'validation_size': 100}}\n")
-    args = sweep.parse_args([f"--config={ROOT / 'configs/smoke.py'}", f"--sweep={sweep_file}",
-                             f"--workdir={tmp_path / 'w'}"])
-    assert sweep.sweep(args) == 1
-    rows = read_csv(tmp_path / "w" / "sweep.csv")
-    assert [r["status"] for r in rows] == ["failed", "failed"]
-    assert rows[0]["error"] == "exit code 2: fmnist: error: config.x is bad"
-    assert "failed: exit code 2: fmnist: error: config.x is bad" in (tmp_path / "w" / "sweep.md").read_text()
+def test_samplers_draw_from_the_space_and_the_grid_is_complete():
+    space = search_space.check({"method": "tpe", "num_trials": 6, "fixed": {"validation_size": 100}, "parameters": {
+        "learning_rate": {"log_uniform": [1e-4, 1e-2]}, "model_depth": {"int_uniform": [1, 3]},
+        "model": ["resnet", "bn_cnn"]}}, BASE, "s")
+    study = optuna.create_study(sampler=sweep_study.make_sampler(space, "tpe"), direction="maximize")
+    study.optimize(lambda t: math.log(space.suggest(t)["learning_rate"]), n_trials=6)
+    for t in study.trials:
+        assert 1e-4 <= t.params["learning_rate"] <= 1e-2 and t.params["model_depth"] in (1, 2, 3)
+        assert t.params["model"] in ("resnet", "bn_cnn")
+    grid = search_space.check({"parameters": {"model_width": [16, 32], "learning_rate": [1e-3, 3e-3]},
+                               "fixed": {"validation_size": 100}}, BASE, "g")
+    assert grid.budget() == 4 and grid.budget(3) == 3
+    study = optuna.create_study(sampler=sweep_study.make_sampler(grid, "grid"), direction="maximize")
+    study.optimize(lambda t: len(grid.suggest(t)), n_trials=10)  # The grid sampler stops the study when done.
+    assert sorted(json.dumps(t.params, sort_keys=True) for t in study.trials) == sorted(
+        json.dumps(p, sort_keys=True) for p in search_space.grid_points(grid))
 
 
-def test_results_of_other_settings_are_not_reused(tmp_path):
-    runner = sweep.Runner("configs/smoke.py", tmp_path, {"validation_size": 100})
-    trial = sweep.Trial(0, {"model_width": 8})
-    d = runner.trial_dir(trial)
-    d.mkdir(parents=True)
-    (d / "results.json").write_text('{"validation_accuracy": 0.5}')
-    (d / "trial.json").write_text('{"config": "configs/smoke.py", "overrides": {"validation_size": 100, '
-                                  '"model_width": 8}}')
-    assert runner.load_finished(trial) and trial.status == "ok"
-    other = sweep.Runner("configs/smoke.py", tmp_path, {"validation_size": 200})
-    with pytest.raises(sweep.SweepError, match="other settings"):
-        other.load_finished(sweep.Trial(0, {"model_width": 8}))
+def test_trials_are_recognised_by_their_config_contents_not_its_path(tmp_path):
+    copy = tmp_path / "copy_of_smoke.py"
+    shutil.copy(ROOT / "configs/smoke.py", copy)
+    sweep_file = ROOT / "configs/sweeps/tiny.py"
+    here, there = search_space.load(str(sweep_file), "configs/smoke.py"), search_space.load(str(sweep_file), str(copy))
+    assert here.config_hash({"model_width": 8}) == there.config_hash({"model_width": 8})
+    assert here.config_hash({"model_width": 8}) != here.config_hash({"model_width": 16})
+    copy.write_text(copy.read_text().replace("    return c\n", "    c.seed = 7\n    return c\n"))
+    assert search_space.load(str(sweep_file), str(copy)).config_hash({"model_width": 8}) != \
+        here.config_hash({"model_width": 8})
+    assert here.overrides({"model_width": 8})["evaluate_test"] is False
 
 
-def test_sweep_without_validation_is_refused_in_one_line(tmp_path):
-    sweep_file = tmp_path / "no_val.py"
-    sweep_file.write_text("def get_sweep():\n    return {'parameters': {'model_width': [8, 16]}}\n")
+def test_bad_command_is_one_line_and_writes_nothing(tmp_path):
+    sweep_file = write_sweep(tmp_path / "no_val.py", {"parameters": {"model_width": [8, 16]}})
     proc = run_sweep("--config=configs/smoke.py", f"--sweep={sweep_file}", f"--workdir={tmp_path / 'w'}")
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("launch.sweep: error:")
     assert "validation_size" in proc.stderr and not (tmp_path / "w").exists()
 
 
-def _hparams_tags(logdir: Path) -> tuple[set, dict]:
+def _hparams(logdir: Path) -> tuple[set, dict]:
     acc = EventAccumulator(str(logdir))
     acc.Reload()
     return set(acc.PluginTagToContent("hparams")), {t: acc.Scalars(t)[0].value for t in acc.Tags()["scalars"]}
 
 
-def test_tiny_sweep_end_to_end_and_resume(tmp_path):
-    workdir = tmp_path / "sweep"
-    proc = run_sweep(*TINY, f"--workdir={workdir}", "--parallel=2")
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    names = ["000-model_width=8", "001-model_width=16"]
-    results = {n: read_results(workdir / "trials" / n) for n in names}
+def test_two_processes_share_one_study_and_only_the_winner_sees_the_test_split(tmp_path):
+    workdir, storage = tmp_path / "sweep", f"sqlite:///{tmp_path / 'shared.db'}"
+    args = [*TINY, f"--workdir={workdir}", f"--storage={storage}"]
+    procs = [subprocess.Popen(sweep_command(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+    assert not (workdir / "optuna.db").exists()  # --storage, not the default.
+    assert sum(o.count(": started") for o in outputs) == 2  # Each grid point trained once, by one process or other.
 
-    rows = read_csv(workdir / "sweep.csv")
-    accuracies = [float(r["validation_accuracy"]) for r in rows]
-    assert sorted(r["trial"] for r in rows) == names and accuracies == sorted(accuracies, reverse=True)
-    assert [r["status"] for r in rows] == ["ok", "ok"] and [r["rank"] for r in rows] == ["1", "2"]
-    winner = rows[0]["trial"]
-    assert accuracies[0] == pytest.approx(results[winner]["validation_accuracy"])
-    assert float(rows[0]["test_accuracy"]) == pytest.approx(results[winner]["eval_accuracy"])
-    assert rows[1]["test_accuracy"] == ""  # The test split is reported for the winner only.
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert sorted(t.params["model_width"] for t in {t.user_attrs["trial_dir"]: t for t in complete}.values()) == [8, 16]
+    dirs = {t.params["model_width"]: workdir / t.user_attrs["trial_dir"] for t in complete}
+    for width, d in dirs.items():
+        results = read_results(d)
+        assert results["eval_accuracy"] is None and results["per_class_accuracy"] is None
+        assert results["config"]["evaluate_test"] is False and results["config"]["model_width"] == width
+        evals = [json.loads(line) for line in (d / "evals.jsonl").read_text().splitlines()]
+        assert [e["test_accuracy"] for e in evals] == [None] and evals[-1]["step"] == 30
+        assert evals[-1]["validation_accuracy"] == pytest.approx(results["validation_accuracy"])
+        assert "validation_accuracy=" in (d / "log.txt").read_text()  # What Katib's StdOut collector reads.
+    best = max(complete, key=lambda t: t.value)
+    winner_dir = workdir / best.user_attrs["trial_dir"]
+    assert [d for d in dirs.values() if (d / "eval_results.json").exists()] == [winner_dir]
+    test = json.loads((winner_dir / "eval_results.json").read_text())["test"]
+    assert test["count"] == 10000 and test["step"] == 30
+
+    with open(workdir / "sweep.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["trial_dir"] == best.user_attrs["trial_dir"] and rows[0]["rank"] == "1"
+    assert float(rows[0]["test_accuracy"]) == pytest.approx(test["accuracy"])
+    assert all(r["test_accuracy"] == "" for r in rows[1:])
     md = (workdir / "sweep.md").read_text()
-    assert md.index(rows[0]["trial"]) < md.index(rows[1]["trial"]) and md.count("test accuracy") == 1
-    assert f"{100 * results[winner]['eval_accuracy']:.2f}%" in md
-    assert f"test {100 * results[winner]['eval_accuracy']:.2f}%" in proc.stdout
+    assert md.count("test accuracy") == 1 and f"{100 * test['accuracy']:.2f}%" in md
+    assert {p.name for p in (workdir / "plots").glob("*.png")} >= {"optimization_history.png",
+                                                                    "parallel_coordinate.png"}
+    assert _hparams(workdir / "tensorboard")[0] == {"_hparams_/experiment"}
+    _, scalars = _hparams(workdir / "tensorboard" / f"trial-{best.number:03d}")
+    assert scalars["validation_accuracy"] == pytest.approx(best.value)
 
-    assert _hparams_tags(workdir / "tensorboard")[0] == {"_hparams_/experiment"}
-    for n in names:
-        tags, scalars = _hparams_tags(workdir / "tensorboard" / n)
-        assert tags == {"_hparams_/session_start_info"}
-        assert scalars["validation_accuracy"] == pytest.approx(results[n]["validation_accuracy"])
+    again = run_sweep(*args)  # The study is done: nothing is trained or evaluated again.
+    assert again.returncode == 0 and "0 to start" in again.stdout and ": started" not in again.stdout
+    assert f"test {100 * test['accuracy']:.2f}%" in again.stdout
 
-    mtimes = {n: os.stat(workdir / "trials" / n / "results.json").st_mtime_ns for n in names}
-    again = run_sweep(*TINY, f"--workdir={workdir}")
-    assert again.returncode == 0 and again.stdout.count("skipped, results.json exists") == 2
-    assert {n: os.stat(workdir / "trials" / n / "results.json").st_mtime_ns for n in names} == mtimes
-    assert read_csv(workdir / "sweep.csv") == rows
 
-    (workdir / "trials" / names[0] / "results.json").unlink()
-    third = run_sweep(*TINY, f"--workdir={workdir}")
-    assert third.returncode == 0, third.stdout[-2000:]
-    assert f"{names[1]}: skipped" in third.stdout and f"{names[0]}: skipped" not in third.stdout
-    assert os.stat(workdir / "trials" / names[1] / "results.json").st_mtime_ns == mtimes[names[1]]
-    assert read_results(workdir / "trials" / names[0])["validation_accuracy"] == pytest.approx(
-        results[names[0]]["validation_accuracy"])
+def test_pruner_stops_a_running_trial_on_its_validation_accuracy(tmp_path):
+    sweep_file = write_sweep(tmp_path / "prune.py", {
+        "method": "random", "num_trials": 4, "pruner": "median", "parameters": {"model_width": [8, 16]},
+        "fixed": {"model": "seed_cnn", "num_train_steps": 600, "steps_per_loop": 10, "eval_every_steps": 20,
+                  "validation_size": 1000}})
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    args = ["--config=configs/smoke.py", f"--sweep={sweep_file}", f"--workdir={workdir}"]
+    space = search_space.load(str(sweep_file), "configs/smoke.py")
+    study = sweep_study.open_study(space, sweep_study.default_storage(workdir), "prune", "random", "median")
+    width = optuna.distributions.CategoricalDistribution([8, 16])
+    for _ in range(3):  # Three finished trials that were perfect at every evaluation: the median to beat.
+        study.add_trial(optuna.trial.create_trial(params={"model_width": 16}, distributions={"model_width": width},
+                                                  value=1.0, intermediate_values={i: 1.0 for i in range(1, 31)}))
+    study.enqueue_trial({"model_width": 8})
+    proc = run_sweep(*args)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    (trial,) = load_study(workdir, "prune").get_trials(states=(TrialState.PRUNED,))
+    d = workdir / trial.user_attrs["trial_dir"]
+    assert trial.params == {"model_width": 8} and not (d / "results.json").exists()
+    assert "stopped: SIGTERM at step" in (d / "log.txt").read_text()  # Stopped, with a checkpoint to resume from.
+    evals = [json.loads(line) for line in (d / "evals.jsonl").read_text().splitlines()]
+    assert 1 <= len(trial.intermediate_values) <= len(evals) and evals[-1]["step"] < 600
+    assert 0 < trial.user_attrs["epochs_trained"] < 600 / (59000 // 128)
+
+
+def test_interrupted_sweep_resumes_its_trial_from_checkpoints(tmp_path):
+    sweep_file = write_sweep(tmp_path / "resume.py", {
+        "method": "random", "num_trials": 2, "parameters": {"model_width": [8]},
+        "fixed": {"model": "seed_cnn", "num_train_steps": 120, "steps_per_loop": 10, "eval_every_steps": 20,
+                  "checkpoint_every_steps": 20, "validation_size": 1000}})
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    args = ["--config=configs/smoke.py", f"--sweep={sweep_file}", f"--workdir={workdir}"]
+    space = search_space.load(str(sweep_file), "configs/smoke.py")
+    study = sweep_study.open_study(space, sweep_study.default_storage(workdir), "resume", "random", "none")
+    # A perfect trial added by hand keeps the lead, so the sweep evaluates no winner on the test split (that costs
+    # a TensorFlow process, and the shared-study test covers it): this test is about resuming.
+    study.add_trial(optuna.trial.create_trial(params={"model_width": 8}, value=1.0, distributions={
+        "model_width": optuna.distributions.CategoricalDistribution([8])}))
+    proc = subprocess.Popen(sweep_command(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    deadline = time.monotonic() + 300
+    while not list(workdir.glob("trials/*/evals.jsonl")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 128 + signal.SIGINT, out[-3000:]
+    study = load_study(workdir, "resume")
+    assert [(t.state, bool(t.user_attrs.get("interrupted"))) for t in study.trials] == [
+        (TrialState.COMPLETE, False), (TrialState.FAIL, True), (TrialState.WAITING, False)]
+    (d,) = workdir.glob("trials/*")
+    assert "stopped: SIGTERM" in (d / "log.txt").read_text() and not (d / "results.json").exists()
+
+    again = run_sweep(*args)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
+    assert "resuming at step" in again.stdout and "Resumed from" in (d / "log.txt").read_text()
+    results = read_results(d)
+    assert results["steps"] == 120 and results["start_step"] > 0
+    trials = load_study(workdir, "resume").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[2].user_attrs["retry_of"] == 1 and trials[2].value == pytest.approx(results["validation_accuracy"])
+    assert 0 < trials[2].user_attrs["steps_trained"] < 120  # Only the steps left after the interruption.
+
+
+def test_failed_trial_is_recorded_with_its_one_line_error(tmp_path):
+    sweep_file = write_sweep(tmp_path / "bad.py", {"parameters": {"model_width": ["wide"]},
+                                                   "fixed": {"validation_size": 100}})
+    proc = run_sweep("--config=configs/smoke.py", f"--sweep={sweep_file}", f"--workdir={tmp_path / 'w'}")
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (trial,) = load_study(tmp_path / "w", "bad").trials
+    assert trial.state == TrialState.FAIL and trial.user_attrs["error"].startswith("exit code 2: fmnist: error:")
+    with open(tmp_path / "w" / "sweep.csv", newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert row["state"] == "FAIL" and row["note"] == trial.user_attrs["error"] and row["rank"] == ""

@@ -1,1 +1,1 @@
-"""Sweep files for `python -m launch.sweep --sweep=configs/sweeps/NAME.py` (schema: launch/sweep.py)."""
+"""Sweep files for `python -m launch.sweep --sweep=configs/sweeps/NAME.py` (format: launch/search_space.py)."""

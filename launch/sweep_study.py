@@ -1,0 +1,142 @@
+"""The Optuna study behind a sweep: storage, sampler, pruner, trial budget and resuming.
+
+Storage is an Optuna RDB URL (default `sqlite:///WORKDIR/optuna.db`); several `launch.sweep` processes given the same
+URL and study name work on one study. Trials carry a heartbeat: a trial whose process died without a word (SIGKILL,
+a lost machine) is failed after GRACE_PERIOD_S and retried with the same parameters; a trial stopped by SIGINT or
+SIGTERM is marked `interrupted` and re-enqueued at once (`requeue_interrupted`). A retried trial has the same config,
+so it runs in the same trial directory and resumes from its checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from launch.search_space import SearchSpace, SweepError
+
+HEARTBEAT_INTERVAL_S = 30
+GRACE_PERIOD_S = 120
+RACE_MESSAGES = ("already exists", "UNIQUE constraint failed", "duplicate key")  # Two processes creating tables.
+INTERRUPTED = "interrupted"  # user attr of a trial stopped by a signal to the sweep (not a failure of its config)
+
+
+def default_storage(workdir: Path) -> str:
+    return f"sqlite:///{workdir / 'optuna.db'}"
+
+
+def make_storage(url: str) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeats; SQLite waits for the lock instead of failing when processes share it.
+    Processes that open a new database at the same moment race to create its tables: a lock file serialises that
+    for SQLite files, and a lost race elsewhere is retried (the tables are there by then)."""
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") and url != "sqlite:///:memory:" else ""
+    for attempt in range(4):
+        try:
+            with _file_lock(Path(path + ".lock") if path else None), warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # Heartbeats: Optuna 2.8+.
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                    grace_period=GRACE_PERIOD_S,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy and drivers raise many types for a bad URL.
+            if attempt < 3 and any(m in str(e) for m in RACE_MESSAGES):
+                time.sleep(1 + attempt)  # Lost the race to create the tables: they are there now.
+                continue
+            raise SweepError(f"--storage={url}: {type(e).__name__}: {str(e).splitlines()[0]}; pass an Optuna RDB "
+                             "URL such as sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB") from None
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path | None):
+    """An exclusive lock on `path` (nothing when None), held for the block."""
+    if path is None:
+        yield
+        return
+    try:
+        f = open(path, "a")  # noqa: SIM115 - held for the block.
+    except OSError:  # A read-only or missing folder: let the storage report the real problem.
+        yield
+        return
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def make_sampler(space: SearchSpace, method: str) -> optuna.samplers.BaseSampler:
+    if method == "grid":  # Unseeded: processes sharing the study start at different points of the grid.
+        return optuna.samplers.GridSampler(space.grid())
+    if method == "random":
+        return optuna.samplers.RandomSampler(seed=space.seed)
+    # Fewer random start-up trials than Optuna's 10: sweeps here are tens of trials, not hundreds.
+    return optuna.samplers.TPESampler(seed=space.seed, n_startup_trials=max(3, min(10, space.num_trials // 3)))
+
+
+def make_pruner(name: str) -> optuna.pruners.BasePruner:
+    """Pruners compare validation accuracy at the same evaluation number (1, 2, ...) across trials."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    if name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def open_study(space: SearchSpace, storage: str, study_name: str, method: str, pruner: str) -> optuna.Study:
+    """Creates the study, or loads it to continue."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # launch.sweep says what happens
+    study = optuna.create_study(storage=make_storage(storage), study_name=study_name, direction="maximize",
+                                sampler=make_sampler(space, method), pruner=make_pruner(pruner), load_if_exists=True)
+    recorded = study.user_attrs.get("search_space")
+    mine = {"method": method, "parameters": space.parameters}
+    if recorded is None:
+        study.set_user_attr("search_space", mine)
+    elif recorded != mine:
+        raise SweepError(f"study {study_name!r} in {storage} was run with another search space ({recorded}); "
+                         "pass --study=NEW_NAME or use a new --workdir")
+    return study
+
+
+def counted(trial: FrozenTrial) -> bool:
+    """Trials that use up the budget: all but those stopped by a signal (they are re-enqueued)."""
+    return trial.state != TrialState.WAITING and not trial.user_attrs.get(INTERRUPTED)
+
+
+def remaining(study: optuna.Study, budget: int, distinct: bool = False) -> int:
+    """Trials still to start: the enqueued ones, and more while the budget is not used up. With `distinct` (grids),
+    trials of the same parameters count once: two processes that drew the same grid point still cover the grid."""
+    trials = study.get_trials(deepcopy=False)
+    waiting = sum(t.state == TrialState.WAITING for t in trials)
+    used = [json.dumps(t.params, sort_keys=True) for t in trials if counted(t)]
+    return waiting + max(budget - len(set(used) if distinct else used) - waiting, 0)
+
+
+class StopAtBudget:
+    """An Optuna callback: stops this process's optimize loop once no trial is left to start."""
+
+    def __init__(self, budget: int, distinct: bool, stopping=lambda: False):
+        self.budget, self.distinct, self.stopping = budget, distinct, stopping
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.stopping() or remaining(study, self.budget, self.distinct) == 0:
+            study.stop()
+
+
+def requeue_interrupted(study: optuna.Study) -> list[int]:
+    """Enqueues again the parameters of trials stopped by a signal (once each); returns their numbers."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    requeued = []
+    for t in trials:
+        if t.state == TrialState.FAIL and t.user_attrs.get(INTERRUPTED) and t.number not in retried:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+            requeued.append(t.number)
+    return requeued

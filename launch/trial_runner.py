@@ -1,0 +1,235 @@
+"""Runs one sweep trial as a `python -m fmnist.main` subprocess and feeds its evaluations to Optuna's pruner.
+
+A trial's directory is `WORKDIR/trials/HASH`, HASH naming the contents of its resolved config
+(search_space.config_hash): the same config always lands in the same directory, whatever the trial number, process
+or base config path.
+- A directory with a results.json of the same config is reused: nothing is trained again.
+- Otherwise fmnist runs there (resuming from its checkpoints, if an earlier trial was pruned or interrupted), its
+  output in log.txt. While it runs, each new line of its evals.jsonl (one per evaluation) is reported to Optuna as
+  (validation accuracy, evaluation number); when the pruner says so the process gets SIGTERM (fmnist saves a
+  checkpoint and exits 143) and the trial ends PRUNED.
+- Processes that want the same directory at once take turns (a lock file), so the second reuses the first's result.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import optuna
+
+from launch.search_space import ROOT, SearchSpace, format_value
+from launch.sweep_study import INTERRUPTED
+
+TRAIN_EXAMPLES = 60000  # Fashion-MNIST's train split (fmnist.config_validation, not imported: it loads Keras).
+POLL_S = 0.5
+STOP_TIMEOUT_S = 120  # SIGKILL a trial that has not stopped this long after SIGTERM.
+
+
+class TrialFailed(Exception):
+    """fmnist exited without results: the trial is FAIL, with the one line that says why."""
+
+
+class TrialInterrupted(Exception):
+    """The sweep was told to stop: the trial is FAIL, marked interrupted, and re-enqueued."""
+
+
+def trial_command(config_arg: str, trial_dir: Path, overrides: dict, mode: str = "train") -> list[str]:
+    mode_flag = [] if mode == "train" else [f"--mode={mode}"]
+    return [sys.executable, "-m", "fmnist.main", f"--config={config_arg}", f"--workdir={trial_dir}", *mode_flag,
+            *(f"--config.{k}={format_value(v)}" for k, v in overrides.items())]
+
+
+def _env() -> dict:
+    """The sweep's environment, with this repository first on the path (so trials run this checkout's fmnist)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
+def error_line(log: str, returncode: int) -> str:
+    """The one line that says why a trial failed."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    for pattern in (r"^fmnist: error:", r"^\w+(\.\w+)*(Error|Exception)\b", r"error", r"."):
+        hits = [line for line in lines if re.search(pattern, line, flags=re.IGNORECASE)]
+        if hits:
+            reason = hits[-1][:300]
+            break
+    else:
+        reason = ""
+    code = f"killed by signal {-returncode}" if returncode < 0 else f"exit code {returncode}"
+    return f"{code}: {reason}" if reason else code
+
+
+def read_evals(trial_dir: Path) -> list[dict]:
+    """The evaluations in trial_dir/evals.jsonl, one per step (the latest wins), in step order."""
+    path = trial_dir / "evals.jsonl"
+    if not path.is_file():
+        return []
+    by_step = {}
+    for line in path.read_text().splitlines():
+        if line.endswith("}"):  # A line being written has no closing brace yet.
+            record = json.loads(line)
+            by_step[record["step"]] = record
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class TrialRunner:
+    """The Optuna objective: one call runs (or reuses) one trial. Thread-safe, for --parallel."""
+
+    def __init__(self, config_arg: str, workdir: Path, space: SearchSpace, log=print):
+        self.config_arg, self.workdir, self.space, self.log = config_arg, workdir, space, log
+        self.procs: set[subprocess.Popen] = set()
+        self.lock = threading.Lock()
+        self.stopping = False
+
+    def trial_dir(self, params: dict) -> Path:
+        return self.workdir / "trials" / self.space.config_hash(params)
+
+    def spec(self, params: dict) -> dict:
+        return {"config": self.config_arg, "overrides": self.space.overrides(params),
+                "config_hash": self.space.config_hash(params)}
+
+    def stop(self) -> None:
+        """Stops every running trial (SIGTERM: fmnist saves a checkpoint); no new one starts."""
+        self.stopping = True
+        with self.lock:
+            for proc in self.procs:
+                proc.send_signal(signal.SIGTERM)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = self.space.suggest(trial)
+        d = self.trial_dir(params)
+        d.mkdir(parents=True, exist_ok=True)
+        trial.set_user_attr("trial_dir", str(d.relative_to(self.workdir)))
+        with open(d / ".sweep.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # Another process running this config: wait, then reuse its result.
+            return self._run_locked(trial, params, d)
+
+    def _run_locked(self, trial: optuna.Trial, params: dict, d: Path) -> float:
+        if self.stopping:
+            trial.set_user_attr(INTERRUPTED, True)
+            raise TrialInterrupted("the sweep is stopping")
+        spec = self.spec(params)
+        results = read_json(d / "results.json")
+        if results is not None and read_json(d / "trial.json") == json.loads(json.dumps(spec)):
+            self._report(trial, read_evals(d), prune=False, reported=set())
+            self.log(f"trial {trial.number} {d.name}: reused the results of the same config")
+            return self._finish(trial, params, d, results, results["steps"], results["steps"])
+        (d / "trial.json").write_text(json.dumps(spec, indent=2) + "\n")
+        start_step = (read_json(d / "sweep_progress.json") or {}).get("end_step", 0)
+        self.log(f"trial {trial.number} {d.name} {params}: started" + (f" (resuming at step {start_step})"
+                                                                        if start_step else ""))
+        returncode, pruned = self._run_process(trial, d, spec["overrides"])
+        results = read_json(d / "results.json") if returncode == 0 else None
+        end_step = self._end_step(d, results)
+        (d / "sweep_progress.json").write_text(json.dumps({"end_step": end_step}) + "\n")
+        self._account(trial, params, start_step, end_step)
+        if pruned:
+            raise optuna.TrialPruned(f"pruned at evaluation {len(read_evals(d))}")
+        if self.stopping and results is None:
+            trial.set_user_attr(INTERRUPTED, True)
+            raise TrialInterrupted("stopped by a signal to the sweep; it resumes when the sweep is run again")
+        if results is None:
+            error = error_line((d / "log.txt").read_text(errors="replace"), returncode)
+            trial.set_user_attr("error", error)
+            raise TrialFailed(error)
+        return self._finish(trial, params, d, results, start_step, end_step)
+
+    def _run_process(self, trial: optuna.Trial, d: Path, overrides: dict) -> tuple[int, bool]:
+        """Runs fmnist, reporting evaluations as they appear; (exit code, pruned)."""
+        cmd = trial_command(self.config_arg, d, overrides)
+        pruned, reported = False, set()
+        with open(d / "log.txt", "a") as log:
+            log.write(" ".join(cmd) + "\n")
+            log.flush()
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=ROOT)
+            with self.lock:
+                self.procs.add(proc)
+            try:
+                while proc.poll() is None:
+                    time.sleep(POLL_S)
+                    if not pruned and self._report(trial, read_evals(d), prune=True, reported=reported):
+                        pruned = True
+                        proc.send_signal(signal.SIGTERM)
+                        proc.wait(STOP_TIMEOUT_S)
+                if not pruned and proc.returncode == 0:
+                    self._report(trial, read_evals(d), prune=False, reported=reported)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            finally:
+                with self.lock:
+                    self.procs.discard(proc)
+        return proc.returncode, pruned
+
+    @staticmethod
+    def _report(trial: optuna.Trial, evals: list[dict], prune: bool, reported: set) -> bool:
+        """Reports evaluations not reported yet (step = evaluation number); True when the pruner says stop."""
+        for number, record in enumerate(evals, 1):
+            if number in reported or record.get("validation_accuracy") is None:
+                continue
+            trial.report(record["validation_accuracy"], number)
+            reported.add(number)
+            if prune and trial.should_prune():
+                return True
+        return False
+
+    @staticmethod
+    def _end_step(d: Path, results: dict | None) -> int:
+        """The step the trial's checkpoints reached: results.json's, the SIGTERM stop's, or the last evaluation's."""
+        if results is not None:
+            return int(results["steps"])
+        stops = re.findall(r"stopped: \w+ at step (\d+)", (d / "log.txt").read_text(errors="replace"))
+        evals = read_evals(d)
+        return max([0] + [int(s) for s in stops[-1:]] + [e["step"] for e in evals[-1:]])
+
+    def _account(self, trial: optuna.Trial, params: dict, start_step: int, end_step: int) -> None:
+        """Compute spent by this trial: training steps, and epochs (what the sweep's cost is counted in)."""
+        config = {**self.space.base, **self.space.overrides(params)}
+        steps_per_epoch = (TRAIN_EXAMPLES - config["validation_size"]) // config["batch_size"]
+        trial.set_user_attr("steps_trained", end_step - start_step)
+        trial.set_user_attr("epochs_trained", (end_step - start_step) / steps_per_epoch)
+        trial.set_user_attr("end_epoch", end_step / steps_per_epoch)
+
+    def _finish(self, trial: optuna.Trial, params: dict, d: Path, results: dict, start_step: int,
+                end_step: int) -> float:
+        self._account(trial, params, start_step, end_step)
+        if results.get("validation_accuracy") is None:
+            raise TrialFailed(f"{d}/results.json has no validation_accuracy")
+        for key in ("train_time_s", "params", "steps"):
+            trial.set_user_attr(key, results.get(key))
+        return float(results["validation_accuracy"])
+
+    def evaluate_test(self, params: dict) -> float:
+        """The test accuracy of a trial's final checkpoint (`fmnist.main --mode=eval`), evaluated once."""
+        d = self.trial_dir(params)
+        with open(d / ".sweep.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # Two processes finishing at once: the second reuses the first's.
+            return self._evaluate_test_locked(d, params)
+
+    def _evaluate_test_locked(self, d: Path, params: dict) -> float:
+        results, evaluated = read_json(d / "results.json") or {}, read_json(d / "eval_results.json") or {}
+        if evaluated.get("test", {}).get("step") != results.get("steps"):
+            cmd = trial_command(self.config_arg, d, self.spec(params)["overrides"], mode="eval")
+            with open(d / "log.txt", "a") as log:
+                log.write(" ".join(cmd) + "\n")
+                log.flush()
+                code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=ROOT).returncode
+            evaluated = read_json(d / "eval_results.json") or {}
+            if code != 0 or "test" not in evaluated:
+                raise TrialFailed(f"test evaluation of {d}: " + error_line((d / "log.txt").read_text(), code))
+        return float(evaluated["test"]["accuracy"])
