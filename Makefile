@@ -14,7 +14,7 @@ setup: $(VENV)/.installed data
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,export]'
 	touch $@
 
 # Installs Debian's dataset-fashion-mnist when no local IDX files are found and apt can run, then prepares TFDS.
