@@ -44,9 +44,9 @@ def default_output(workdir: Path, format: str, quantize: str = "none") -> Path:
 
 def check_options(format: str, quantize: str, version: int | None) -> None:
     if format not in FORMATS:
-        raise UserError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}")
+        raise UserError(f"unknown --format={format}; choose from {', '.join(FORMATS)}")
     if quantize not in QUANTIZE:
-        raise UserError(f"unknown quantization {quantize!r}; choose from {', '.join(QUANTIZE)}")
+        raise UserError(f"unknown --quantize={quantize}; choose from {', '.join(QUANTIZE)}")
     if quantize != "none" and format != "litert":
         raise UserError(f"--quantize={quantize} applies to --format=litert only, not {format}")
     if version is not None and format != "saved_model":
@@ -88,10 +88,11 @@ def export(workdir: str | Path, output: str | Path | None = None, version: int |
 def define_flags() -> None:
     """Defined on demand, not at import: fmnist.main defines its own --workdir, and train.py may import this."""
     flags.DEFINE_string("workdir", None, "A training run's workdir (config.json and checkpoints/).")
-    flags.DEFINE_enum("format", "saved_model", list(FORMATS), "saved_model: TF Serving folder; litert: .tflite "
-                      "file; onnx: .onnx file.")
-    flags.DEFINE_enum("quantize", "none", list(QUANTIZE), "int8: full-integer post-training quantisation "
-                      "(--format=litert only), calibrated on training images.")
+    # Strings, not enums, so that a wrong value gets fmnist's one-line error with the choices.
+    flags.DEFINE_string("format", "saved_model", "saved_model (TF Serving folder), litert (.tflite file) or onnx "
+                        "(.onnx file).")
+    flags.DEFINE_string("quantize", "none", "none, or int8: full-integer post-training quantisation (--format=litert "
+                        "only), calibrated on training images.")
     flags.DEFINE_string("output", None, "saved_model: export root, the model goes to OUTPUT/<version>/ (default "
                         "WORKDIR/export). litert, onnx: the file (default WORKDIR/export/model[_int8].tflite|.onnx).")
     flags.DEFINE_integer("version", None, "saved_model: version folder to write (default: the next integer).",

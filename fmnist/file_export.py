@@ -31,6 +31,9 @@ def check_output(path: Path, suffix: str, flag: str = "--output") -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path.parent):
             pass
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"cannot write to {path.parent}: part of it is a file, not a folder; pass a writable "
+                        f"{flag}") from None
     except OSError as e:
         raise UserError(f"cannot write to {path.parent} ({e.strerror or e}); pass a writable {flag}") from None
     return path

@@ -53,6 +53,20 @@ def trained_smoke(tmp_path_factory) -> Path:
     return workdir
 
 
+@pytest.fixture(scope="session")
+def exported_files(trained_smoke, tmp_path_factory) -> dict[str, Path]:
+    """The smoke run exported once per session as {'litert': .tflite, 'litert_int8': .tflite, 'onnx': .onnx}, in
+    process (fmnist.export's checks run the files with their runtimes before they are renamed into place)."""
+    from fmnist import export
+
+    out = tmp_path_factory.mktemp("exported_files")
+    files = {"litert": out / "model.tflite", "litert_int8": out / "model_int8.tflite", "onnx": out / "model.onnx"}
+    for name, path in files.items():
+        fmt, _, quantize = name.partition("_")
+        assert export.export(trained_smoke, path, format=fmt, quantize=quantize or "none") == path
+    return files
+
+
 def run_module(module: str, *args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """Runs `python -m MODULE ARGS` from the repository root and returns the finished process."""
     return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
