@@ -228,7 +228,7 @@ def _tf_reason(message: str) -> str:
         return assertion.group(1)
     lines = [line.strip() for line in message.splitlines()]
     useful = [line for line in lines if line and not line.startswith(("Graph execution error", "Detected at node",
-                                                                      "<stack traces", "[[", "{{"))]
+                                                                      "<stack traces", "[[", "{{", 'File "'))]
     return "cannot decode image: " + (useful[0] if useful else lines[0])[:160]
 
 
