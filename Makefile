@@ -1,10 +1,14 @@
 # fmnist: `make train` and `make test` set everything up themselves (idempotent `make setup`).
 PYTHON ?= python3
 VENV ?= .venv
+# e.g. --system-site-packages: a venv that uses an installed TensorFlow (docker/Dockerfile does).
+VENV_FLAGS ?=
 BIN := $(VENV)/bin
 WORKDIR ?= runs/cpu
 CONFIG ?= configs/cpu.py
 ARGS ?=
+# pytest-xdist processes for `make test`; each test file runs whole on one of them.
+TEST_WORKERS ?= 2
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 
 .PHONY: setup data train test lint bench clean
@@ -12,7 +16,7 @@ DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 setup: $(VENV)/.installed data
 
 $(VENV)/.installed: setup.cfg pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,export]'
 	touch $@
@@ -32,7 +36,7 @@ train: setup
 	$(BIN)/python -m fmnist.main --config=$(CONFIG) --workdir=$(WORKDIR) $(ARGS)
 
 test: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

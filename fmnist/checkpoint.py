@@ -8,25 +8,25 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from pathlib import Path
 
 import tensorflow as tf
 from absl import logging
 
+from fmnist import storage
 from fmnist.errors import UserError
 
 
 class Checkpoints:
-    def __init__(self, workdir: Path, *, is_chief: bool, worker_index: int, keep: int, **objects):
-        self.directory = workdir / "checkpoints"
+    def __init__(self, workdir: str, *, is_chief: bool, worker_index: int, keep: int, **objects):
+        self.directory = storage.join(workdir, "checkpoints")  # Any filesystem tf.train writes (local, gs://).
         self.checkpoint = tf.train.Checkpoint(**objects)
-        self._scratch = None if is_chief else Path(tempfile.mkdtemp(prefix=f"fmnist-worker{worker_index}-ckpt-"))
+        self._scratch = None if is_chief else tempfile.mkdtemp(prefix=f"fmnist-worker{worker_index}-ckpt-")
         self.save_directory = self._scratch or self.directory
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.save_directory), max_to_keep=keep)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.save_directory, max_to_keep=keep)
 
     def restore_latest(self) -> str | None:
         """Restores the chief's latest checkpoint, if any; refuses one that does not fit the model and optimizer."""
-        path = tf.train.latest_checkpoint(str(self.directory))
+        path = tf.train.latest_checkpoint(self.directory)
         if path is None:
             return None
         try:
@@ -42,7 +42,7 @@ class Checkpoints:
         """Restores the latest checkpoint mid-run. The run restored or wrote it, so its layout was checked; only objects
         made after the run's start (the preemption handler's run counter) may be missing from it: they keep their
         values. (A checkpoint from a single-process run, resumed by several workers, holds no such counter.)"""
-        path = tf.train.latest_checkpoint(str(self.directory))
+        path = tf.train.latest_checkpoint(self.directory)
         self.checkpoint.restore(path).assert_nontrivial_match()
         return path
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import tempfile
+import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -26,6 +25,7 @@ from fmnist import (
     models,
     optimizer,
     precision,
+    storage,
     strategy,
     train_loop,
 )
@@ -57,24 +57,26 @@ def make_plan(config, train_examples: int) -> Plan:
                 config.eval_every_steps or steps_per_epoch, config.checkpoint_every_steps or steps_per_epoch)
 
 
-def prepare_workdir(workdir: str) -> Path:
-    if "://" in workdir:
-        raise UserError(f"workdir {workdir} is a remote URL, which fmnist does not write to yet; train into a local "
-                        "or mounted folder (e.g. Vertex AI's /gcs/BUCKET/...) and copy the results afterwards")
-    path = Path(workdir).expanduser().absolute()
+def prepare_workdir(workdir: str) -> str:
+    """The workdir, created if needed and checked writable: a local path made absolute, or a URL that
+    `tf.io.gfile` writes (gs://BUCKET/PATH, ...)."""
+    path = storage.normalize(workdir)
+    probe = storage.join(path, f".fmnist-write-test-{os.getpid()}")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as e:
-        raise UserError(f"workdir {path} is not writable ({e.strerror}); pass a writable --workdir") from None
+        tf.io.gfile.makedirs(path)
+        with tf.io.gfile.GFile(probe, "w") as f:
+            f.write("")
+        tf.io.gfile.remove(probe)
+    except (OSError, tf.errors.OpError) as e:
+        raise UserError(f"workdir {path} is not writable ({storage.error_reason(e)}); pass a writable --workdir") \
+            from None
     return path
 
 
 @dataclass
 class Experiment:
     config: object
-    workdir: Path
+    workdir: str  # A local path or a URL (see fmnist.storage).
     runtime: strategy.Runtime
     precision: str
     jit_compile: bool

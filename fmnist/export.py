@@ -21,6 +21,7 @@ from pathlib import Path
 
 from absl import app, flags
 
+from fmnist import console
 from fmnist.dataset import CLASS_NAMES
 from fmnist.errors import UserError, exit_on_user_error
 from fmnist.photo_conversion import MAX_PIXELS, decode, decode_to_fashion_mnist, jpeg_scale
@@ -107,6 +108,7 @@ def define_flags() -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    console.configure()  # Only fmnist's lines unless --verbosity>=1.
     f = flags.FLAGS
     path = export(f.workdir, f.output, f.version, f.checkpoint, f.weights, f.format, f.quantize)
     model = path.parent if f.format == "saved_model" else path

@@ -1,13 +1,12 @@
 """Entry point: python -m fmnist.main --config=configs/cpu.py --workdir=DIR [--config.KEY=VALUE ...]"""
 
-import os
 import re
 import sys
 
 from absl import app, flags
 from ml_collections import config_flags
 
-from fmnist import host
+from fmnist import console, host
 from fmnist.errors import EXIT_USER_ERROR, exit_on_user_error
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).", lock_config=True)
@@ -37,7 +36,7 @@ def parse_flags(argv: list[str]) -> list[str]:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO and WARNING lines.
+    console.configure()  # Only fmnist's lines unless --verbosity>=1: set before TensorFlow is imported.
     host.configure()  # oneDNN per host: read once, when TensorFlow is imported.
     from fmnist import train  # Imported here so that flag errors come before TensorFlow starts.
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from pathlib import Path
-
 import tensorflow as tf
+
+from fmnist import storage
 
 
 class ReplicaSums:
@@ -39,11 +36,11 @@ class ReplicaSums:
 class Summaries:
     """TensorBoard writers under workdir/tensorboard/{train,eval}; no-ops on non-chief workers."""
 
-    def __init__(self, workdir: Path, enabled: bool):
-        root = workdir / "tensorboard"
+    def __init__(self, workdir: str, enabled: bool):
+        root = storage.join(workdir, "tensorboard")
         self.logdir = root
         if enabled:
-            self.writers = {k: tf.summary.create_file_writer(str(root / k)) for k in ("train", "eval")}
+            self.writers = {k: tf.summary.create_file_writer(storage.join(root, k)) for k in ("train", "eval")}
         else:
             self.writers = {k: tf.summary.create_noop_writer() for k in ("train", "eval")}
 
@@ -70,15 +67,6 @@ class Summaries:
     def flush(self) -> None:
         for w in self.writers.values():
             w.flush()
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Writes JSON so that `path` holds the old or the new content, never half of it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def format_duration(seconds: float) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from absl import app, flags
 
+from fmnist import console
 from fmnist.dataset import CLASS_NAMES
 from fmnist.errors import UserError, exit_on_user_error
 from fmnist.photo_conversion import MAX_PIXELS, convert_photos, jpeg_scale
@@ -279,7 +280,7 @@ def define_flags() -> None:
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
         raise app.UsageError("give at least one image file or folder")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # Before TensorFlow loads: no C++ log lines per bad file.
+    console.configure()  # Before TensorFlow loads: no C++ log lines per bad file, only fmnist's lines.
     f = flags.FLAGS
     model = load_classifier(f.model)
     files = find_images(argv[1:])

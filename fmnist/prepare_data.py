@@ -5,6 +5,7 @@
 
 from absl import app, flags
 
+from fmnist import console
 from fmnist.errors import exit_on_user_error
 
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data dir ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets).")
@@ -13,6 +14,7 @@ _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data dir ('' = $TFDS_DATA_
 @exit_on_user_error
 def main(argv: list[str]) -> None:
     del argv
+    console.configure()  # Only fmnist's lines unless --verbosity>=1.
     from fmnist import dataset
 
     root = dataset.prepare(_DATA_DIR.value or None)

@@ -28,7 +28,7 @@ class OnnxClassifier:
         try:
             self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001 - ONNX Runtime's error classes live in a private module.
-            reason = str(e).split(" : ")[-1].splitlines()[0][:120]
+            reason = str(e).split(" : ")[-1].splitlines()[0].split(" failed:")[-1][:120]  # Drops "Load model from..."
             raise UserError(f"cannot load {self.path} as an ONNX model ({reason})") from None
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1 or inputs[0].type != "tensor(uint8)" or list(inputs[0].shape[1:]) != [28, 28, 1]:

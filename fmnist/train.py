@@ -10,9 +10,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from fmnist import augment, experiment, flops, host, images
+from fmnist import augment, experiment, flops, host, images, storage
 from fmnist.errors import TrainingError, UserError
-from fmnist.metrics import Summaries, format_duration, write_json_atomic
+from fmnist.metrics import Summaries, format_duration
 from fmnist.preemption import Preemption
 from fmnist.workdir_lock import WorkdirLock
 
@@ -45,11 +45,11 @@ def flat_config(config) -> dict:
 
 def check_compatible(exp: experiment.Experiment) -> None:
     """Refuses to resume a workdir written with a different model or optimizer state layout."""
-    path = exp.workdir / "config.json"
-    if not path.exists():
+    path = storage.join(exp.workdir, "config.json")
+    if not storage.exists(path):
         return
     try:
-        before = json.loads(path.read_text())
+        before = json.loads(storage.read_text(path))
     except ValueError:
         return
     now = exp.config.to_dict() | {"resolved_precision": exp.precision}
@@ -187,7 +187,8 @@ def _train_one_loop(exp: experiment.Experiment, iterator, p: Progress, stop: int
 
 def run_training(exp: experiment.Experiment, summaries: Summaries, preemption: Preemption, p: Progress) -> None:
     iterator = exp.train_iterator(p.step)
-    profiler = Profiler(exp.config.profile_steps if exp.runtime.is_chief else "", summaries.logdir / "train")
+    profiler = Profiler(exp.config.profile_steps if exp.runtime.is_chief else "",
+                        storage.join(summaries.logdir, "train"))
     try:
         _loop(exp, summaries, preemption, p, iterator, profiler)
     finally:
@@ -251,7 +252,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
             exp.checkpoints.save(0)  # A state to roll back to if the very first steps go non-finite.
         summaries = Summaries(exp.workdir, enabled=rt.is_chief)
         if rt.is_chief:
-            write_json_atomic(exp.workdir / "config.json", config.to_dict() | {"resolved_precision": exp.precision})
+            storage.write_json_atomic(storage.join(exp.workdir, "config.json"),
+                                      config.to_dict() | {"resolved_precision": exp.precision})
             summaries.text("train", start_step, "config", f"```\n{config}\n```")
             summaries.text("train", start_step, "runtime", f"```\n{rt.describe()}\n```")
             _start_images(exp, summaries, start_step)
@@ -269,7 +271,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
             out["eval_accuracy_without_ema"] = exp.evaluate("test")["accuracy"]
         logging.info("Worker %d final weights fingerprint %s", rt.worker_index, out["weights_fingerprint"])
         if rt.is_chief:
-            write_json_atomic(exp.workdir / "results.json", out)
+            storage.write_json_atomic(storage.join(exp.workdir, "results.json"), out)
             logging.info("Test accuracy %.2f%% (%d examples). TensorBoard: tensorboard --logdir %s",
                          100 * out["eval_accuracy"], out["eval_count"], summaries.logdir)
         return out
@@ -299,7 +301,7 @@ def evaluate_only(config, workdir: str) -> dict:
     logging.info("Test accuracy at step %d: %.2f%% (%d examples), loss %.4f", step, 100 * test["accuracy"],
                  test["count"], test["loss"])
     if exp.runtime.is_chief:
-        write_json_atomic(exp.workdir / "eval_results.json", results)
+        storage.write_json_atomic(storage.join(exp.workdir, "eval_results.json"), results)
     return results
 
 

@@ -8,9 +8,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
+
+IMAGE = "fmnist"  # The image launch/README.md builds from docker/Dockerfile: fmnist:cpu and fmnist:gpu.
+REGISTRY_VAR = "FMNIST_REGISTRY"
+
+
+def default_image(gpus: int, registry: str | None = None) -> str:
+    """REGISTRY/fmnist:gpu when GPUs are asked for, else REGISTRY/fmnist:cpu (registry: the argument, else
+    $FMNIST_REGISTRY; none: the bare local name)."""
+    registry = (os.environ.get(REGISTRY_VAR, "") if registry is None else registry).rstrip("/")
+    name = f"{IMAGE}:{'gpu' if gpus else 'cpu'}"
+    return f"{registry}/{name}" if registry else name
 
 
 class Parser(argparse.ArgumentParser):

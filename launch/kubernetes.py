@@ -1,6 +1,6 @@
 """Writes a Kubeflow Training Operator TFJob that trains fmnist on N GPU workers (MultiWorkerMirroredStrategy).
 
-  python -m launch.kubernetes --image=IMG --workers=4 --gpus_per_worker=1 --config=configs/gpu.py \\
+  python -m launch.kubernetes --registry=REGISTRY --workers=4 --gpus_per_worker=1 --config=configs/gpu.py \\
       --workdir=/mnt/shared/run1 --pvc=fmnist-workdir --output=tfjob.yaml [-- --config.KEY=VALUE ...]
   kubectl apply -f tfjob.yaml
 
@@ -8,7 +8,8 @@ The manifest is JSON, which is valid YAML. The operator creates a pod and a head
 pod's TF_CONFIG (`worker_tf_config` computes it); worker 0 is the chief. The workdir must be on a volume that every
 worker mounts (a ReadWriteMany PersistentVolumeClaim): the chief writes checkpoints and results there, and every
 worker resumes from the chief's checkpoints after a restart. The image needs fmnist installed with the repository
-root as its working directory (so `configs/...` resolves) and network access or prepared data for TFDS.
+root as its working directory (so `configs/...` resolves) and prepared data: the image docker/Dockerfile builds
+(launch/README.md), REGISTRY/fmnist:gpu or, with --gpus_per_worker=0, REGISTRY/fmnist:cpu, is the default.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import re
 import sys
 from collections.abc import Sequence
 
-from launch import Parser, fmnist_command, split_passthrough, write_json
+from launch import REGISTRY_VAR, Parser, default_image, fmnist_command, split_passthrough, write_json
 
 PROG = "launch.kubernetes"
-USAGE = (f"python -m {PROG} --image=IMG --workers=N --gpus_per_worker=G --config=CONFIG --workdir=DIR "
-         "[--name=NAME] [--namespace=NS] [--pvc=CLAIM] [--mount_path=DIR] [--output=FILE] [-- FMNIST_ARGS]")
+USAGE = (f"python -m {PROG} [--registry=REG | --image=IMG] --workers=N --gpus_per_worker=G --config=CONFIG "
+         "--workdir=DIR [--name=NAME] [--namespace=NS] [--pvc=CLAIM] [--mount_path=DIR] [--output=FILE] "
+         "[-- FMNIST_ARGS]")
 CONTAINER_NAME = "tensorflow"  # The operator finds the TensorFlow container (and its port) by this name.
 PORT_NAME = "tfjob-port"
 DEFAULT_PORT = 2222
@@ -96,7 +98,9 @@ def tfjob(*, name: str, image: str, workers: int, gpus_per_worker: int, config: 
 def main(argv: Sequence[str] | None = None) -> int:
     own, extra = split_passthrough(sys.argv[1:] if argv is None else argv)
     p = Parser(prog=PROG, usage=USAGE, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--image", required=True, help="container image with fmnist installed")
+    p.add_argument("--registry", default=None, help=f"where you pushed the images launch/README.md builds (default "
+                   f"${REGISTRY_VAR}); the image is REGISTRY/fmnist:gpu, or fmnist:cpu with --gpus_per_worker=0")
+    p.add_argument("--image", default="", help="another image (default: the registry's fmnist image)")
     p.add_argument("--workers", type=int, required=True, help="worker pods (worker 0 is the chief)")
     p.add_argument("--gpus_per_worker", type=int, default=1, help="nvidia.com/gpu limit per pod (0: CPU only)")
     p.add_argument("--config", required=True, help="config path inside the image, e.g. configs/gpu.py")
@@ -111,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--output", default="-", help="file to write (JSON, valid YAML); '-' for stdout")
     a = p.parse_args(own)
     try:
-        manifest = tfjob(name=a.name, image=a.image, workers=a.workers, gpus_per_worker=a.gpus_per_worker,
+        image = a.image or default_image(a.gpus_per_worker, a.registry)
+        manifest = tfjob(name=a.name, image=image, workers=a.workers, gpus_per_worker=a.gpus_per_worker,
                          config=a.config, workdir=a.workdir, pvc=a.pvc, mount_path=a.mount_path,
                          namespace=a.namespace, restart_policy=a.restart_policy, extra_args=extra)
     except ValueError as e:

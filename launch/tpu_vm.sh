@@ -11,7 +11,7 @@
 #   ACCELERATOR_TYPE [v4-8]  RUNTIME_VERSION [tpu-ubuntu2204-base]  SPOT [0]: 1 creates a Spot TPU
 #   TF_TPU_VERSION [2.20.0]: the tensorflow-tpu wheel (PyPI had no 2.21 release when this was written)
 #   REPO_URL ['' = copy this checkout]  REPO_REF ['' = default branch]  REMOTE_DIR [fmnist], under the VM's home
-#   CONFIG [configs/tpu.py]  WORKDIR [fmnist-runs/$TPU_NAME], on the VM, relative to its home
+#   CONFIG [configs/tpu.py]  WORKDIR [fmnist-runs/$TPU_NAME], on the VM relative to its home, or gs://BUCKET/run
 #   RESULTS_URI ['' = keep on the VM], e.g. gs://BUCKET/fmnist/run1: the workdir is copied there after training
 #   DELETE_AFTER [0]: 1 deletes the TPU VM at the end (only when training succeeded)
 set -euo pipefail
@@ -49,8 +49,7 @@ done
 chips="${ACCELERATOR_TYPE##*-}"
 [[ "$chips" =~ ^[0-9]+$ ]] || die "ACCELERATOR_TYPE=$ACCELERATOR_TYPE is not of the form v4-8"
 ((chips <= 8)) || die "ACCELERATOR_TYPE=$ACCELERATOR_TYPE is a multi-host slice; this script runs one host (e.g. v4-8)"
-[[ "$WORKDIR" != *://* ]] || die "WORKDIR=$WORKDIR: fmnist writes its workdir with local file operations; keep \
-WORKDIR on the VM and set RESULTS_URI=$WORKDIR to copy it there after training"
+[[ "$WORKDIR" != *://* || -z "$RESULTS_URI" ]] || die "WORKDIR=$WORKDIR is already in Cloud Storage; drop RESULTS_URI"
 
 q() {  # One shell word: as is when safe, else single-quoted.
   if [[ "$1" =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then printf '%s' "$1"; else printf "'%s'" "${1//\'/\'\\\'\'}"; fi
@@ -99,9 +98,11 @@ on_vm "sudo apt-get -qq update && sudo apt-get -qq install -y python3-venv \
 && pip install -q \"tensorflow-datasets>=4.9.10,<5\" \"importlib_resources>=6\" \"absl-py>=2.1,<3\" \
 \"ml-collections>=1.0,<2\" \"pillow>=10\" && cd $(q "$REMOTE_DIR") && python -m fmnist.prepare_data"
 
+# A gs:// workdir is written directly (fmnist writes through tf.io.gfile); any other is relative to the VM's home.
+if [[ "$WORKDIR" == *://* ]]; then vm_workdir="$(q "$WORKDIR")"; else vm_workdir="\$HOME/$(q "$WORKDIR")"; fi
 # 4. Train (TPUStrategy on this host's chips), then copy the workdir out.
 train=". ~/fmnist-venv/bin/activate && cd $(q "$REMOTE_DIR") && python -m fmnist.main --config=$(q "$CONFIG") \
---workdir=\$HOME/$(q "$WORKDIR") --config.tpu=local"
+--workdir=$vm_workdir --config.tpu=local"
 for arg in "${FMNIST_ARGS[@]+"${FMNIST_ARGS[@]}"}"; do train+=" $(q "$arg")"; done
 on_vm "$train"
 if [[ -n "$RESULTS_URI" ]]; then

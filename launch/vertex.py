@@ -1,6 +1,6 @@
 """Writes a Vertex AI CustomJob spec that trains fmnist on N machines (MultiWorkerMirroredStrategy).
 
-  python -m launch.vertex --image=IMG --workers=4 --machine_type=a2-highgpu-1g \\
+  python -m launch.vertex --registry=us-docker.pkg.dev/PROJECT/REPO --workers=4 --machine_type=a2-highgpu-1g \\
       --accelerator_type=NVIDIA_TESLA_A100 --accelerator_count=1 --config=configs/gpu.py \\
       --workdir=gs://BUCKET/run1 --output=job.json [-- --config.KEY=VALUE ...]
   gcloud ai custom-jobs create --region=us-central1 --display-name=fmnist --config=job.json
@@ -11,8 +11,8 @@ workers as 1..N-1. With `--config` gcloud reads a CustomJobSpec (workerPoolSpecs
 flag), which is what this writes by default; `--format=rest` writes the whole CustomJob resource (displayName plus
 jobSpec) for the REST API or client libraries instead.
 
-fmnist writes its workdir with local file operations, so a gs:// workdir is passed to the containers as the
-Cloud Storage FUSE path Vertex mounts on every replica (gs://BUCKET/run1 -> /gcs/BUCKET/run1).
+A gs://BUCKET/PATH workdir is passed to the containers as is: fmnist writes it through tf.io.gfile. Vertex's Cloud
+Storage FUSE mount, /gcs/BUCKET/PATH, works too (launch/README.md says when it is the better choice).
 """
 
 from __future__ import annotations
@@ -22,23 +22,24 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from launch import Parser, fmnist_command, split_passthrough, write_json
+from launch import REGISTRY_VAR, Parser, default_image, fmnist_command, split_passthrough, write_json
 
 PROG = "launch.vertex"
-USAGE = (f"python -m {PROG} --image=IMG --workers=N --machine_type=TYPE --accelerator_type=GPU "
+USAGE = (f"python -m {PROG} --registry=REG|--image=IMG --workers=N --machine_type=TYPE --accelerator_type=GPU "
          "--accelerator_count=G --config=CONFIG --workdir=gs://BUCKET/RUN [--output=FILE] [-- FMNIST_ARGS]")
 FUSE_ROOT = "/gcs"
 
 
 def container_workdir(workdir: str) -> str:
-    """The path a replica uses for `workdir`: gs://BUCKET/PATH becomes Vertex's FUSE mount /gcs/BUCKET/PATH."""
+    """The workdir every replica uses: gs://BUCKET/PATH as is (fmnist writes through tf.io.gfile), or an absolute
+    path every replica shares, e.g. Vertex's Cloud Storage FUSE mount /gcs/BUCKET/PATH."""
     if workdir.startswith("gs://"):
-        bucket_and_path = workdir[len("gs://"):].strip("/")
-        if not bucket_and_path:
+        if not workdir[len("gs://"):].strip("/"):
             raise ValueError(f"--workdir={workdir!r} needs a bucket, e.g. gs://BUCKET/run1")
-        return f"{FUSE_ROOT}/{bucket_and_path}"
+        return workdir.rstrip("/")
     if not workdir.startswith("/"):
-        raise ValueError(f"--workdir={workdir!r} must be gs://BUCKET/PATH (or an absolute path every replica shares)")
+        raise ValueError(f"--workdir={workdir!r} must be gs://BUCKET/PATH (or an absolute path every replica "
+                         f"shares, e.g. {FUSE_ROOT}/BUCKET/PATH)")
     return workdir
 
 
@@ -76,20 +77,27 @@ def gcloud_command(region: str, display_name: str, config_path: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     own, extra = split_passthrough(sys.argv[1:] if argv is None else argv)
     p = Parser(prog=PROG, usage=USAGE, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--image", required=True, help="container image URI with fmnist installed")
+    p.add_argument("--registry", default=None, help=f"Artifact Registry path where you pushed the images "
+                   f"launch/README.md builds, e.g. us-docker.pkg.dev/PROJECT/REPO (default ${REGISTRY_VAR}); the "
+                   "image is REGISTRY/fmnist:gpu, or fmnist:cpu with --accelerator_count=0")
+    p.add_argument("--image", default="", help="another image URI (default: the registry's fmnist image)")
     p.add_argument("--workers", type=int, required=True, help="replicas in all (1 chief + N-1 workers)")
     p.add_argument("--machine_type", default="a2-highgpu-1g")
     p.add_argument("--accelerator_type", default="NVIDIA_TESLA_A100", help="Vertex AcceleratorType enum value")
     p.add_argument("--accelerator_count", type=int, default=1, help="GPUs per replica (0: CPU only)")
     p.add_argument("--config", required=True, help="config path inside the image, e.g. configs/gpu.py")
-    p.add_argument("--workdir", required=True, help="gs://BUCKET/RUN (reached through /gcs/BUCKET/RUN)")
+    p.add_argument("--workdir", required=True, help="gs://BUCKET/RUN, or the FUSE path /gcs/BUCKET/RUN")
     p.add_argument("--display_name", default="fmnist")
     p.add_argument("--region", default="us-central1", help="only for the printed gcloud command")
     p.add_argument("--format", default="gcloud", choices=("gcloud", "rest"),
                    help="gcloud: CustomJobSpec for `gcloud ai custom-jobs create --config`; rest: CustomJob")
     p.add_argument("--output", default="-", help="file to write (JSON, valid YAML); '-' for stdout")
     a = p.parse_args(own)
-    spec_args = dict(image=a.image, workers=a.workers, machine_type=a.machine_type, accelerator_type=a.accelerator_type,
+    image = a.image or default_image(a.accelerator_count, a.registry)
+    if "/" not in image:
+        p.error(f"Vertex AI pulls images from a registry: pass --registry=us-docker.pkg.dev/PROJECT/REPO (or set "
+                f"${REGISTRY_VAR}) where you pushed {image}, or --image")
+    spec_args = dict(image=image, workers=a.workers, machine_type=a.machine_type, accelerator_type=a.accelerator_type,
                      accelerator_count=a.accelerator_count, config=a.config, workdir=a.workdir, extra_args=extra)
     try:
         job = custom_job(a.display_name, **spec_args) if a.format == "rest" else custom_job_spec(**spec_args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -45,25 +46,41 @@ def splits():
 @pytest.fixture(scope="session")
 def trained_smoke(tmp_path_factory) -> Path:
     """A real smoke training run (200 steps, about 84% test accuracy), trained once per session and shared by the
-    export and predict tests (which must not change it)."""
-    workdir = tmp_path_factory.getbasetemp() / "smoke-run"
-    if not (workdir / "results.json").is_file():
-        proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}")
-        assert proc.returncode == 0, proc.stderr[-3000:]
+    export and predict tests (which must not change it). Under pytest-xdist (`make test` runs 2 workers) the workers
+    share one run: the first trains it under a file lock in their common temp folder, the others wait and reuse it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # Every worker's basetemp is a child of this one.
+    workdir = root / "smoke-run"
+    with open(root / "smoke-run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (workdir / "results.json").is_file():
+            proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}")
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            smoke_console(workdir).write_text(proc.stderr)
     return workdir
 
 
+def smoke_console(workdir: Path) -> Path:
+    """Where `trained_smoke` keeps its run's console output (stderr), beside the workdir."""
+    return workdir.with_suffix(".console")
+
+
 @pytest.fixture(scope="session")
-def exported_files(trained_smoke, tmp_path_factory) -> dict[str, Path]:
-    """The smoke run exported once per session as {'litert': .tflite, 'litert_int8': .tflite, 'onnx': .onnx}, in
-    process (fmnist.export's checks run the files with their runtimes before they are renamed into place)."""
+def exported_files(trained_smoke) -> dict[str, Path]:
+    """The smoke run exported as {'litert': .tflite, 'litert_int8': .tflite, 'onnx': .onnx}, in process, once for
+    all pytest-xdist workers (under a file lock, as `trained_smoke`). fmnist.export's own checks run each file with
+    its runtime before renaming it into place, so a file that exists is complete."""
     from fmnist import export
 
-    out = tmp_path_factory.mktemp("exported_files")
+    out = trained_smoke.with_name("smoke-run-files")
     files = {"litert": out / "model.tflite", "litert_int8": out / "model_int8.tflite", "onnx": out / "model.onnx"}
-    for name, path in files.items():
-        fmt, _, quantize = name.partition("_")
-        assert export.export(trained_smoke, path, format=fmt, quantize=quantize or "none") == path
+    with open(trained_smoke.with_name("smoke-run-files.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for name, path in files.items():
+            if not path.is_file():
+                fmt, _, quantize = name.partition("_")
+                assert export.export(trained_smoke, path, format=fmt, quantize=quantize or "none") == path
     return files
 
 

@@ -1,6 +1,12 @@
 """The runtime policy per host class, against recorded /proc/cpuinfo flag sets (the host running the tests is only
 one class)."""
 
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
 from fmnist import host
 from fmnist.precision import resolve_precision
 
@@ -41,3 +47,13 @@ def test_auto_precision_is_bfloat16_only_where_native(monkeypatch):
         monkeypatch.setattr(host, "cpu_flags", lambda cpuinfo=None, flags=flags: flags)
         assert resolve_precision("auto", "CPU") == expected
     assert resolve_precision("auto", "GPU") == "mixed_float16" and resolve_precision("auto", "TPU") == "mixed_bfloat16"
+
+
+def test_benchmark_commands_get_the_hosts_onednn_choice_before_tensorflow_loads():
+    """`python -m benchmarks.X` imports the package first: it must fill in the host's choice (and keep a user's)."""
+    probe = "import os, sys; import benchmarks; print(os.environ['TF_ENABLE_ONEDNN_OPTS'], 'tensorflow' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k != host.ONEDNN_VAR}
+    for extra, expected in (({}, "1" if host.onednn_default(host.cpu_flags()) else "0"), ({host.ONEDNN_VAR: "0"}, "0")):
+        out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={**env, **extra}, capture_output=True,
+                             text=True, check=True, timeout=60).stdout.split()
+        assert out == [expected, "False"]

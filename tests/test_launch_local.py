@@ -188,7 +188,8 @@ def test_a_bad_config_fails_fast_with_the_workers_error(tmp_path):
 STOPPED = re.compile(r"^\[worker (\d)\] fmnist: stopped: (SIGTERM|SIGINT|a preemption notice) at step (\d+); "
                      r"checkpoint saved in (\S+); re-run the same command to resume$", re.M)
 PREEMPT_ARGS = ("--config.num_train_steps=3000", "--config.steps_per_loop=10", "--config.eval_every_steps=3000",
-                "--config.checkpoint_every_steps=3000")
+                "--config.checkpoint_every_steps=3000",
+                "--logger_levels=tensorflow:INFO")  # TensorFlow's preemption handler's lines, hidden by default.
 
 
 def _stop(workdir: Path, sig: signal.Signals, to_launcher: bool) -> tuple[str, int]:

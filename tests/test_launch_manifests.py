@@ -100,7 +100,7 @@ def test_vertex_spec_has_a_chief_pool_and_a_worker_pool(tmp_path):
                                        "acceleratorCount": 1}
         assert pool["containerSpec"] == {
             "imageUri": "us-docker.pkg.dev/p/r/fmnist:1", "command": ["python", "-m", "fmnist.main"],
-            "args": ["--config=configs/gpu.py", "--workdir=/gcs/bucket/run1", "--config.num_epochs=3"]}
+            "args": ["--config=configs/gpu.py", "--workdir=gs://bucket/run1", "--config.num_epochs=3"]}
 
 
 def test_vertex_rest_format_wraps_the_spec_in_a_custom_job(tmp_path):
@@ -176,9 +176,15 @@ def test_tpu_vm_dry_run_clones_copies_results_and_deletes_when_asked():
     assert all("--project=proj" in c for c in cmds if c[0] == "gcloud")
 
 
+def test_tpu_vm_writes_a_gs_workdir_directly():
+    scripts = [_remote(c) for c in _dry_run({"WORKDIR": "gs://b/run"}) if "ssh" in c]
+    train = shlex.split(scripts[-1].split("&&")[-1])
+    assert "--workdir=gs://b/run" in train and not any("gcloud storage cp" in s for s in scripts)
+
+
 @pytest.mark.parametrize("env, message", [
     ({"ACCELERATOR_TYPE": "v4-32"}, "multi-host"),
-    ({"WORKDIR": "gs://b/run"}, "RESULTS_URI"),
+    ({"WORKDIR": "gs://b/run", "RESULTS_URI": "gs://b/copy"}, "drop RESULTS_URI"),
 ])
 def test_tpu_vm_refuses_what_it_cannot_run(env, message):
     proc = subprocess.run(["bash", "launch/tpu_vm.sh", "--dry-run"], cwd=ROOT, capture_output=True, text=True,
