@@ -18,7 +18,7 @@ setup: $(VENV)/.installed data
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,search]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,export,search]'
 	touch $@
 
 # Installs Debian's dataset-fashion-mnist when no local IDX files are found and apt can run, then prepares TFDS.

@@ -1,9 +1,11 @@
 """Classifies photos with an exported model: python -m fmnist.predict --model=PATH IMAGE_OR_DIR... [--json] [--top_k=K]
 
-PATH is an export root (its highest numbered version is used) or one version folder. Images may be any size,
-colour or grayscale, PNG or JPEG (also GIF, BMP, WebP, TIFF); folders are searched recursively for image files. Each
-image goes to the SavedModel's `classify_bytes` signature, which converts it the way Fashion-MNIST was made
-(fmnist.export.to_fashion_mnist), so predictions here equal those of a server running the same SavedModel.
+PATH is an export root (its highest numbered version is used), one SavedModel version folder, or a .tflite or .onnx
+file (python -m fmnist.export --format=litert|onnx). Images may be any size, colour or grayscale, PNG or JPEG (also
+GIF, BMP, WebP, TIFF); folders are searched recursively for image files. A SavedModel gets each image through its
+`classify_bytes` signature, which converts it the way Fashion-MNIST was made (fmnist.photo_conversion), so
+predictions here equal those of a server running the same SavedModel. For a .tflite or .onnx file the same
+TensorFlow ops convert the image, then the LiteRT interpreter or ONNX Runtime classifies the pixels.
 Before that, this program reads each file's header with PIL: it refuses files that are empty, not images, or too
 large (over 50 megapixels once decoded; JPEGs are decoded at 1/2 to 1/8 scale when large), and converts JPEGs with
 an EXIF rotation (upright) and formats other than PNG and JPEG to lossless PNG.
@@ -24,8 +26,9 @@ from pathlib import Path
 from absl import app, flags
 
 from fmnist import console
+from fmnist.dataset import CLASS_NAMES
 from fmnist.errors import UserError, exit_on_user_error
-from fmnist.export import MAX_PIXELS, jpeg_scale
+from fmnist.photo_conversion import MAX_PIXELS, convert_photos, jpeg_scale
 
 MAX_FILE_BYTES = 256 << 20
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
@@ -140,13 +143,35 @@ def resolve_model_dir(path: str) -> Path:
     versions = [int(p.name) for p in root.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()] \
         if root.is_dir() else []
     if not versions:
-        raise UserError(f"{path} is neither a SavedModel nor an export root with numbered versions; export one with "
-                        "python -m fmnist.export --workdir=DIR")
+        raise UserError(f"{path} is neither a SavedModel nor an export root with numbered versions nor a .tflite or "
+                        ".onnx file; export one with python -m fmnist.export --workdir=DIR")
     return root / str(max(versions))
 
 
-class Model:
-    """An exported classifier: classify_bytes and the class names, from the SavedModel alone."""
+class Classifier:
+    """An exported classifier of encoded photos; subclasses run one model format (`_run`)."""
+
+    path: Path
+    class_names: list[str] | None = None
+
+    def _run(self, images: list[bytes]):
+        """Encoded photos [N] -> probabilities float32 [N,10]; tf.errors.InvalidArgumentError for a bad photo."""
+        raise NotImplementedError
+
+    def probabilities(self, images: list[bytes]) -> list[list[float] | str]:
+        """Per image its class probabilities, or the reason it failed (a failing batch is retried one by one)."""
+        import tensorflow as tf
+
+        try:
+            return [p.tolist() for p in self._run(images)]
+        except tf.errors.InvalidArgumentError as e:
+            if len(images) == 1:
+                return [_tf_reason(e.message)]
+            return [r for image in images for r in self.probabilities([image])]
+
+
+class SavedModelClassifier(Classifier):
+    """A SavedModel's classify_bytes signature and class names, from the SavedModel alone."""
 
     def __init__(self, path: str):
         self.path = resolve_model_dir(path)  # Before TensorFlow loads: a wrong path is reported at once.
@@ -164,17 +189,37 @@ class Model:
         names = getattr(loaded, "class_names", None)
         self.class_names = [n.decode() for n in names.numpy()] if names is not None else None
 
-    def probabilities(self, images: list[bytes]) -> list[list[float] | str]:
-        """Per image its class probabilities, or the reason it failed (a failing batch is retried one by one)."""
+    def _run(self, images: list[bytes]):
         import tensorflow as tf
 
-        try:
-            probs = self._classify(image_bytes=tf.constant(images, tf.string))["probabilities"].numpy()
-            return [p.tolist() for p in probs]
-        except tf.errors.InvalidArgumentError as e:
-            if len(images) == 1:
-                return [_tf_reason(e.message)]
-            return [r for image in images for r in self.probabilities([image])]
+        return self._classify(image_bytes=tf.constant(images, tf.string))["probabilities"].numpy()
+
+
+class FileClassifier(Classifier):
+    """A .tflite or .onnx export run by its deploy runtime (fmnist.runtimes). Photos are converted by the
+    SavedModel's own TensorFlow ops (fmnist.photo_conversion), so every format sees the same pixels."""
+
+    def __init__(self, path: str):
+        from fmnist import runtimes
+
+        self._runtime = runtimes.load(path)  # Before TensorFlow loads: a wrong file is reported at once.
+        self.path = self._runtime.path
+        self.class_names = list(CLASS_NAMES)
+        import tensorflow as tf
+
+        self._convert = tf.function(convert_photos, input_signature=[tf.TensorSpec([None], tf.string)])
+
+    def _run(self, images: list[bytes]):
+        import tensorflow as tf
+
+        return self._runtime(self._convert(tf.constant(images, tf.string)).numpy())
+
+
+def load_classifier(path: str) -> Classifier:
+    """The classifier for --model=PATH: a .tflite or .onnx file, else a SavedModel or an export root."""
+    from fmnist import runtimes
+
+    return FileClassifier(path) if runtimes.is_model_file(path) else SavedModelClassifier(path)
 
 
 def _tf_reason(message: str) -> str:
@@ -184,11 +229,11 @@ def _tf_reason(message: str) -> str:
         return assertion.group(1)
     lines = [line.strip() for line in message.splitlines()]
     useful = [line for line in lines if line and not line.startswith(("Graph execution error", "Detected at node",
-                                                                      "<stack traces", "[[", "{{"))]
+                                                                      "<stack traces", "[[", "{{", 'File "'))]
     return "cannot decode image: " + (useful[0] if useful else lines[0])[:160]
 
 
-def classify_files(model: Model, files: list[tuple[str, str | None]], batch_size: int = 64):
+def classify_files(model: Classifier, files: list[tuple[str, str | None]], batch_size: int = 64):
     """Yields a Result per file, in order: reads and classifies `batch_size` files at a time."""
     for start in range(0, len(files), batch_size):
         results, ready = [], []
@@ -223,7 +268,8 @@ def describe(result: Result, class_names: list[str], top_k: int) -> dict:
 
 def define_flags() -> None:
     """Defined on demand, not at import, so that importing this module defines no flags."""
-    flags.DEFINE_string("model", None, "Export root (highest version used) or a SavedModel version folder.")
+    flags.DEFINE_string("model", None, "Export root (highest version used), a SavedModel version folder, "
+                        "or a .tflite or .onnx file.")
     flags.DEFINE_bool("json", False, "Print one JSON object per file (errors too) instead of text.")
     flags.DEFINE_integer("top_k", 1, "How many classes to print per image.", lower_bound=1, upper_bound=10)
     flags.DEFINE_integer("batch_size", 64, "Images per call of the model.", lower_bound=1)
@@ -236,7 +282,7 @@ def main(argv: list[str]) -> int:
         raise app.UsageError("give at least one image file or folder")
     console.configure()  # Before TensorFlow loads: no C++ log lines per bad file, only fmnist's lines.
     f = flags.FLAGS
-    model = Model(f.model)
+    model = load_classifier(f.model)
     files = find_images(argv[1:])
     names = model.class_names or [str(i) for i in range(10)]
     failed = 0

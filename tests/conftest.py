@@ -66,6 +66,24 @@ def smoke_console(workdir: Path) -> Path:
     return workdir.with_suffix(".console")
 
 
+@pytest.fixture(scope="session")
+def exported_files(trained_smoke) -> dict[str, Path]:
+    """The smoke run exported as {'litert': .tflite, 'litert_int8': .tflite, 'onnx': .onnx}, in process, once for
+    all pytest-xdist workers (under a file lock, as `trained_smoke`). fmnist.export's own checks run each file with
+    its runtime before renaming it into place, so a file that exists is complete."""
+    from fmnist import export
+
+    out = trained_smoke.with_name("smoke-run-files")
+    files = {"litert": out / "model.tflite", "litert_int8": out / "model_int8.tflite", "onnx": out / "model.onnx"}
+    with open(trained_smoke.with_name("smoke-run-files.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for name, path in files.items():
+            if not path.is_file():
+                fmt, _, quantize = name.partition("_")
+                assert export.export(trained_smoke, path, format=fmt, quantize=quantize or "none") == path
+    return files
+
+
 def run_module(module: str, *args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """Runs `python -m MODULE ARGS` from the repository root and returns the finished process."""
     return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,

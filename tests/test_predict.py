@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -221,3 +222,58 @@ def test_read_image_limits_and_conversions(tmp_path, originals, serving):
     assert data.startswith(b"\x89PNG") and (np.asarray(Image.open(io.BytesIO(data)).convert("L")) == small).all()
     with pytest.raises(UserError, match="neither a SavedModel nor an export root"):
         predict.resolve_model_dir(str(tmp_path))
+
+
+def test_tflite_and_onnx_files_answer_as_the_savedmodel(json_run, photos, bad_files, exported_files):
+    """The same files through the .tflite, int8 .tflite and .onnx exports: the same records in the same order, the
+    same reasons for the bad files, the float formats' probabilities to 1e-4, the int8 file's classes mostly."""
+    _, saved = json_run
+    files = predict.find_images([str(photos), *map(str, bad_files)])
+    for name, path in exported_files.items():
+        model = predict.load_classifier(str(path))
+        assert model.class_names == list(export.CLASS_NAMES)
+        results = list(predict.classify_files(model, files))
+        assert [r.file for r in results] == list(saved), name
+        assert [r.error for r in results] == [saved[r.file].get("error") for r in results], name
+        good = [r for r in results if r.error is None]
+        probs = np.array([r.probabilities for r in good])
+        expected = np.array([saved[r.file]["probabilities"] for r in good])
+        if name == "litert_int8":
+            assert (probs.argmax(-1) == expected.argmax(-1)).mean() >= 0.95
+            assert np.abs(probs - expected).max() < 0.1
+        else:
+            np.testing.assert_allclose(probs, expected, atol=1e-4, err_msg=name)
+
+
+def test_command_line_on_a_tflite_file(json_run, photos, bad_files, exported_files):
+    _, saved = json_run
+    files = [photos / "gray28" / "00.png", photos / "jpeg112_rgb_light_background" / "03.jpg", bad_files[3]]
+    proc = run_predict(f"--model={exported_files['litert']}", "--json", "--top_k=3", *map(str, files))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["file"] for r in records] == list(map(str, files))
+    for record in records:
+        reference = saved[record["file"]]
+        assert record.keys() == reference.keys()
+        if "error" in record:
+            assert record["error"] == reference["error"]
+        else:
+            assert [t["class_id"] for t in record["top_k"]] == [t["class_id"] for t in reference["top_k"]]
+            np.testing.assert_allclose(record["probabilities"], reference["probabilities"], atol=1e-4)
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("fmnist:")]
+    reason = saved[str(bad_files[3])]["error"]
+    assert ours == [f"fmnist: error: {bad_files[3]}: {reason}", "fmnist: 1 of 3 files failed"]
+    assert "Traceback" not in proc.stderr and "XNNPACK" not in proc.stderr
+
+
+def test_bad_model_files_are_one_line(tmp_path, exported_files):
+    (tmp_path / "garbage.tflite").write_bytes(b"not a model")
+    shutil.copy(exported_files["onnx"], tmp_path / "onnx_named.tflite")
+    (tmp_path / "garbage.onnx").write_bytes(b"not a model")
+    for name, message in (("garbage.tflite", "cannot load .* as a LiteRT model"),
+                          ("onnx_named.tflite", "cannot load .* as a LiteRT model"),
+                          ("garbage.onnx", "cannot load .* as an ONNX model .*Protobuf parsing"),
+                          ("missing.onnx", "no such file: .*missing.onnx; export one with"),
+                          ("model.keras", "neither a SavedModel nor an export root .*nor a .tflite or .onnx file")):
+        with pytest.raises(UserError, match=message):
+            predict.load_classifier(str(tmp_path / name))

@@ -1,0 +1,115 @@
+"""The LiteRT (float32, int8) and ONNX exports: parity with the trained model measured in a fresh process that runs
+the deploy runtimes without TensorFlow, the int8 file's integer graph, atomic writes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_module
+
+from fmnist import export, file_export
+from fmnist.errors import UserError
+from fmnist.runtimes import INSTALL_HINT
+
+
+def test_files_and_the_int8_graph(exported_files):
+    from ai_edge_litert.interpreter import Interpreter
+
+    for path in exported_files.values():
+        assert path.stat().st_mode & 0o777 == 0o644  # Readable by a server running as another user.
+    assert not [p for p in exported_files["onnx"].parent.iterdir() if p.name.startswith(".")]  # No temporary file.
+    assert exported_files["litert_int8"].stat().st_size < exported_files["litert"].stat().st_size / 3
+    int8 = Interpreter(model_path=str(exported_files["litert_int8"]))
+    image = int8.get_input_details()[0]
+    assert image["dtype"] == np.uint8 and image["quantization"] == (1.0, 0)  # Raw pixels, no float op first.
+    ops = int8._get_ops_details()
+    convolutions = [op for op in ops if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED")]
+    assert len(convolutions) == 4 and "CAST" not in {op["op_name"] for op in ops}
+    for op in convolutions:  # Integer weights and activations throughout.
+        assert int8._get_tensor_details(op["inputs"][0], 0)["dtype"] == np.int8
+        assert int8._get_tensor_details(op["inputs"][1], 0)["dtype"] == np.int8
+    assert int8.get_output_details()[0]["dtype"] == np.float32  # Dequantised probabilities.
+
+
+def test_test_set_parity_in_a_fresh_process_with_the_deploy_runtimes(exported_files, trained_smoke, splits, tmp_path):
+    """All 10,000 test images through ai-edge-litert and onnxruntime in a process that never imports TensorFlow,
+    against the trained model (which the SavedModel reproduces to 1e-5, tests/test_export.py)."""
+    test = splits[0]["test"]
+    np.savez(tmp_path / "test.npz", images=test.images, labels=test.labels)
+    proc = run_module("benchmarks.exports", *map(str, exported_files.values()), f"--test_data={tmp_path / 'test.npz'}",
+                      "--calls=5", "--warmup=1", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = {Path(r["model"]).name: r for r in map(json.loads, proc.stdout.splitlines())}
+    assert not any(r["tensorflow_imported"] for r in records.values())
+    assert {r["examples"] for r in records.values()} == {10000}
+
+    model, _, _ = export.load_model(trained_smoke)
+    probabilities = np.concatenate([file_export.reference_probabilities(model, test.images[i:i + 2000])
+                                    for i in range(0, 10000, 2000)])
+    reference = float((probabilities.argmax(-1) == test.labels).mean())
+    assert reference > 0.7  # A trained model, not noise.
+    for name, tolerance in (("model.tflite", 0.0005), ("model.onnx", 0.0005), ("model_int8.tflite", 0.005)):
+        assert abs(records[name]["accuracy"] - reference) <= tolerance, (name, records[name]["accuracy"], reference)
+    assert records["model.tflite"]["runtime"] == "LiteRT" and records["model.onnx"]["runtime"] == "ONNX Runtime"
+
+
+def test_bad_options_and_paths_are_refused_before_anything_is_written(trained_smoke, tmp_path):
+    run = trained_smoke
+    (tmp_path / "a_file").write_text("")
+    cases = [({"format": "tflite"}, "unknown --format=tflite; choose from saved_model, litert, onnx"),
+             ({"format": "litert", "quantize": "int4"}, "unknown --quantize=int4"),
+             ({"format": "onnx", "quantize": "int8"}, "--quantize=int8 applies to --format=litert only"),
+             ({"quantize": "int8"}, "applies to --format=litert only, not saved_model"),
+             ({"format": "litert", "version": 2}, "--version applies to --format=saved_model only"),
+             ({"format": "onnx", "output": tmp_path / "model.tflite"}, "must end in .onnx"),
+             ({"format": "litert", "output": tmp_path}, "must end in .tflite"),
+             ({"format": "litert", "output": tmp_path / "a_file" / "m.tflite"}, "part of it is a file, not a folder")]
+    for kwargs, message in cases:
+        with pytest.raises(UserError, match=message.replace(".", r"\.")):
+            export.export(run, **kwargs)
+    with pytest.raises(UserError, match="has no config.json"):
+        export.export(tmp_path / "no_run", format="onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+    missing = f"--format=onnx needs no-such-package, not installed here: {INSTALL_HINT}"
+    with pytest.raises(UserError, match=re.escape(missing)):
+        file_export.require({"onnx": "onnx", "fmnist_no_such_module": "no-such-package"}, "--format=onnx")
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path):
+    target = tmp_path / "model.onnx"
+    target.write_bytes(b"previous model")
+
+    def half_write(path: Path) -> None:
+        path.write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    def bad_check(path: Path) -> None:
+        raise RuntimeError("does not reproduce the Keras model")
+
+    with pytest.raises(UserError, match="No space left on device"):
+        file_export.write_atomically(target, half_write, lambda path: None)
+    with pytest.raises(RuntimeError, match="does not reproduce"):
+        file_export.write_atomically(target, lambda path: path.write_bytes(b"new"), bad_check)
+    assert target.read_bytes() == b"previous model" and [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+    file_export.write_atomically(target, lambda path: path.write_bytes(b"new"), lambda path: None)
+    assert target.read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_command_line_errors_are_one_line(trained_smoke, tmp_path):
+    shutil.copy(trained_smoke / "config.json", tmp_path / "config.json")  # A run without checkpoints.
+    cases = [(["--workdir=" + str(trained_smoke), "--format=tflite"], "unknown --format=tflite"),
+             (["--workdir=" + str(trained_smoke), "--format=onnx", "--quantize=int8"], "applies to --format=litert"),
+             (["--workdir=" + str(tmp_path), "--format=litert"], "holds no checkpoint: train first"),
+             (["--workdir=" + str(trained_smoke), "--format=onnx", f"--output={tmp_path / 'config.json' / 'm.onnx'}"],
+              "pass a writable --output")]
+    for args, message in cases:
+        proc = run_module("fmnist.export", *args)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert proc.stderr.strip().startswith("fmnist: error: ") and len(proc.stderr.strip().splitlines()) == 1
+        assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
