@@ -6,6 +6,7 @@ All of it is derived from the study and rewritten whole, so any process working 
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
 import shutil
@@ -173,6 +174,15 @@ def write_plots(study: optuna.Study, plots_dir: Path, log: Callable[[str], None]
 
 def write_all(workdir: Path, study: optuna.Study, space: SearchSpace, header: dict, test_accuracy: float | None,
               log: Callable[[str], None], plots: bool = True) -> None:
+    """Every report, under a lock in the workdir: sweep processes sharing it would otherwise swap the same folders
+    at the same moment."""
+    with open(workdir / ".reports.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _write_all(workdir, study, space, header, test_accuracy, log, plots)
+
+
+def _write_all(workdir: Path, study: optuna.Study, space: SearchSpace, header: dict, test_accuracy: float | None,
+               log: Callable[[str], None], plots: bool) -> None:
     trials = study.get_trials(deepcopy=False)
     table = rows(trials, space, test_accuracy)
     if not table:
