@@ -227,3 +227,25 @@ def test_failed_trial_is_recorded_with_its_one_line_error(tmp_path):
     with open(tmp_path / "w" / "sweep.csv", newline="") as f:
         (row,) = csv.DictReader(f)
     assert row["state"] == "FAIL" and row["note"] == trial.user_attrs["error"] and row["rank"] == ""
+
+
+@pytest.mark.parametrize("name", ["median", "successive_halving", "hyperband"])
+def test_each_pruner_stops_a_trial_far_below_the_others_at_its_first_evaluation(name):
+    """The pruners as the sweep configures them, fed per-evaluation accuracies the way trial_runner reports them
+    (evaluation 1, 2, ...): eight finished trials near 0.85-0.9, then one at 0.1 after its first evaluation."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="pruners", direction="maximize", pruner=sweep_study.make_pruner(name),
+                                sampler=optuna.samplers.RandomSampler(seed=0))  # Hyperband's brackets hash the name.
+    for i in range(8):
+        trial = study.ask()
+        for evaluation in (1, 2, 3):
+            trial.report(0.8 + 0.01 * i + 0.02 * evaluation, evaluation)
+            assert not trial.should_prune()
+        study.tell(trial, 0.86 + 0.01 * i)
+    pruned = []
+    for _ in range(4):  # Hyperband sends each trial to one of its brackets; not every bracket judges evaluation 1.
+        trial = study.ask()
+        trial.report(0.1, 1)
+        pruned.append(trial.should_prune())
+        study.tell(trial, state=TrialState.PRUNED if pruned[-1] else TrialState.FAIL)
+    assert any(pruned)
