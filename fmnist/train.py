@@ -19,7 +19,7 @@ from fmnist.workdir_lock import WorkdirLock
 # Keys that fix the checkpointed state's layout (model, optimizer, loss scale) or the meaning of its step (the data
 # order and the hold-out): resuming with other values would be wrong. Precision is compared as resolved.
 STATE_KEYS = ("model", "model_width", "model_depth", "optimizer", "resolved_precision", "batch_size", "seed",
-              "validation_size")
+              "validation_size", "whitening_patch", "batchnorm_scale")
 
 
 @dataclass
@@ -56,8 +56,9 @@ def check_compatible(exp: experiment.Experiment) -> None:
     differ = [key for key in STATE_KEYS if key in before and before[key] != now[key]]
     # The decay may change between runs, but whether averages exist is part of the state: resuming without them
     # would silently drop them from the next checkpoint, resuming with them has none to restore.
-    if bool(before.get("ema_decay", 0)) != bool(exp.config.ema_decay):
-        differ.append("ema_decay")
+    for key in ("ema_decay", "lookahead_every"):
+        if bool(before.get(key, 0)) != bool(exp.config[key]):
+            differ.append(key)
     if differ:
         key = differ[0]
         if key == "resolved_precision":
@@ -85,6 +86,8 @@ def _run_evals(exp: experiment.Experiment, summaries: Summaries, step: int) -> d
         values = {f"{prefix}loss": r["loss"], f"{prefix}accuracy": r["accuracy"]}
         if r["accuracy_tta"] is not None:
             values[f"{prefix}accuracy_tta_flip"] = r["accuracy_tta"]
+        if r["accuracy_tta_multiview"] is not None:
+            values[f"{prefix}accuracy_tta_multiview"] = r["accuracy_tta_multiview"]
         if name == "test":
             per_class = zip(exp.class_names, r["per_class_accuracy"], strict=True)
             values |= {f"per_class_accuracy/{c}": a for c, a in per_class}
@@ -312,7 +315,7 @@ def _results(exp: experiment.Experiment, p: Progress, start_step: int, resumed: 
     train_tflop = flops.TRAIN_FLOPS_FACTOR * forward_flops * p.step * c.batch_size / 1e12 if forward_flops else None
     return {
         "eval_accuracy": test["accuracy"], "eval_loss": test["loss"], "eval_count": test["count"],
-        "eval_accuracy_tta_flip": test["accuracy_tta"],
+        "eval_accuracy_tta_flip": test["accuracy_tta"], "eval_accuracy_tta_multiview": test["accuracy_tta_multiview"],
         "per_class_accuracy": dict(zip(exp.class_names, test["per_class_accuracy"], strict=True)),
         "validation_accuracy": p.results.get("validation", {}).get("accuracy"),
         "train_loss": p.train_metrics.get("loss"), "train_accuracy": p.train_metrics.get("accuracy"),
