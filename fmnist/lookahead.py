@@ -1,7 +1,8 @@
 """Lookahead as airbench does it: every `every` steps the model's weights are averaged into a slow copy
 (avg = decay * avg + (1 - decay) * weights) and the model continues from that average (weights = avg).
 
-All of `model.weights` take part (BatchNorm's moving statistics too, as airbench's state_dict). It runs in
+The trainable weights and BatchNorm's moving statistics take part (as airbench's state_dict); frozen weights (the
+whitening kernel) do not, so they stay bit-exact. It runs in
 cross-replica context between steps (`sync`, from the training loop), as per-device updates (no communication).
 """
 
@@ -18,7 +19,9 @@ class Lookahead:
 
     def __init__(self, model: keras.Model, every: int, decay: float):
         self.every, self.decay = every, decay
-        self._weights = [tf_variable(w) for w in model.weights]
+        statistics = [w for x in model.layers if isinstance(x, keras.layers.BatchNormalization)
+                      for w in x.non_trainable_weights]
+        self._weights = [tf_variable(w) for w in model.trainable_weights + statistics]
         self.averages = [tf.Variable(w.read_value(), trainable=False, name="lookahead") for w in self._weights]
         self.checkpointable = tf.Module(name="lookahead")
         self.checkpointable.averages = self.averages
