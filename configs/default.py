@@ -21,6 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.activation = "gelu"         # gelu | relu.
     c.logit_scale = 1.0           # Multiplies the logits (airbench: 1/9).
     c.batchnorm_scale = True      # False: BatchNorm without its scale (gamma), as airbench.
+    c.batchnorm_momentum = 0.9    # Keras momentum of BatchNorm's moving statistics (airbench: 0.4, PyTorch's 0.6).
     # Any model with such a layer (named 'whiten'): its kernel, from seeded training images (fmnist/whitening.py).
     c.whitening_eps = 5e-4        # Added to the patch covariance's eigenvalues before 1/sqrt.
     c.dirac_init = False          # Identity init of the first min(in, out) filters of every trainable convolution.

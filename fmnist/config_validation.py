@@ -92,6 +92,8 @@ def _validate_recipe(config) -> None:
             if config[key] != default:
                 raise ConfigError(f"config.{key} applies to model=airbench only; drop it or use "
                                   "--config.model=airbench")
+    if not 0 <= config.batchnorm_momentum < 1:
+        raise ConfigError(f"config.batchnorm_momentum={config.batchnorm_momentum!r} must be in [0, 1)")
     if config.whitening_eps <= 0:
         raise ConfigError(f"config.whitening_eps={config.whitening_eps!r} must be > 0")
     if config.logit_scale <= 0:

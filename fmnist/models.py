@@ -39,7 +39,8 @@ def build(name: str, *, dtype: str = "float32", width: int = 0, depth: int = 0, 
 
 
 # Config keys only the airbench family reads, with their defaults (configs/default.py documents them).
-AIRBENCH_OPTIONS = {"whitening_patch": 4, "activation": "gelu", "logit_scale": 1.0, "batchnorm_scale": True}
+AIRBENCH_OPTIONS = {"whitening_patch": 4, "activation": "gelu", "logit_scale": 1.0, "batchnorm_scale": True,
+                    "batchnorm_momentum": BN_MOMENTUM}
 
 
 def model_options(config) -> dict:
@@ -139,18 +140,21 @@ def resnet(*, dtype, width: int, depth: int, dropout: float) -> keras.Model:
 
 @register("airbench")
 def airbench(*, dtype, width: int, depth: int, dropout: float, whitening_patch: int = 4, activation: str = "gelu",
-             logit_scale: float = 1.0, batchnorm_scale: bool = True) -> keras.Model:
+             logit_scale: float = 1.0, batchnorm_scale: bool = True,
+             batchnorm_momentum: float = BN_MOMENTUM) -> keras.Model:
     """Keller Jordan's airbench network for 28x28x1: a frozen patch-whitening convolution (fmnist.whitening sets its
     kernel from the data) and its activation, then 3 groups of conv-pool-BN-act-conv-BN-act (widths w, 4w, 4w;
     airbench's full width is w=64, half w=32; default 32), a global max-pool, a bias-free linear head whose logits
-    are multiplied by `logit_scale` (airbench: 1/9). `batchnorm_scale=False`: BatchNorm without its scale (gamma)."""
+    are multiplied by `logit_scale` (airbench: 1/9). `batchnorm_scale=False`: BatchNorm without its scale (gamma).
+    `batchnorm_momentum`: Keras's momentum of the moving statistics (airbench's "fast" statistics: 0.4, PyTorch 0.6),
+    which lookahead, copying averaged statistics back, needs."""
     from fmnist.whitening import LAYER_NAME
 
     w = width or 32
     del depth
 
     def norm_act(x):
-        x = BatchNormalization(momentum=BN_MOMENTUM, scale=batchnorm_scale, dtype=dtype)(x)
+        x = BatchNormalization(momentum=batchnorm_momentum, scale=batchnorm_scale, dtype=dtype)(x)
         return layers.Activation(activation, dtype=dtype)(x)
 
     inputs = keras.Input(IMAGE_SHAPE)

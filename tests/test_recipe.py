@@ -78,6 +78,7 @@ def _recipe_config(**overrides):
     c = airbench.get_config()
     c.model_width, c.batch_size, c.num_train_steps, c.steps_per_loop = 8, 64, 6, 3
     c.lookahead_every, c.learning_rate, c.precision, c.jit_compile = 3, 0.2, "float32", "false"
+    c.batchnorm_momentum = 0.4
     for k, v in overrides.items():
         c[k] = v
     return c
@@ -94,6 +95,7 @@ def test_recipe_trains_and_resume_restores_the_whitening(tmp_path, splits):
     images = input_pipeline.normalize(whitening.sample(exp.splits["train"].images, config.seed)).numpy()
     np.testing.assert_allclose(conv.kernel.numpy(), whitening.kernel(images, 4, config.whitening_eps), rtol=1e-6)
     assert not conv.trainable and all("gamma" not in v.path for v in exp.model.weights)
+    assert {x.momentum for x in exp.model.layers if isinstance(x, keras.layers.BatchNormalization)} == {0.4}
     kernel, before = conv.kernel.numpy(), [v.numpy() for v in exp.model.trainable_variables]
     exp.loops.train(exp.train_iterator(0), tf.constant(6))
     sums = exp.loops.train_sums.read()
