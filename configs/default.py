@@ -16,6 +16,15 @@ def get_config() -> ml_collections.ConfigDict:
     c.model_width = 0             # Base width of models that have one (0 = the model's own default).
     c.model_depth = 0             # Blocks per stage for models that have one (0 = the model's own default).
     c.dropout = 0.0
+    # The airbench family only (fmnist.models.airbench; configs/airbench.py):
+    c.whitening_patch = 4         # 2 | 4: patch size of its frozen whitening convolution (2*p*p filters).
+    c.activation = "gelu"         # gelu | relu.
+    c.logit_scale = 1.0           # Multiplies the logits (airbench: 1/9).
+    c.batchnorm_scale = True      # False: BatchNorm without its scale (gamma), as airbench.
+    c.batchnorm_momentum = 0.9    # Keras momentum of BatchNorm's moving statistics (airbench: 0.4, PyTorch's 0.6).
+    # Any model with such a layer (named 'whiten'): its kernel, from seeded training images (fmnist/whitening.py).
+    c.whitening_eps = 5e-4        # Added to the patch covariance's eigenvalues before 1/sqrt.
+    c.dirac_init = False          # Identity init of the first min(in, out) filters of every trainable convolution.
 
     # How long and how fast.
     c.batch_size = 128            # Global batch, split evenly over all replicas.
@@ -23,13 +32,17 @@ def get_config() -> ml_collections.ConfigDict:
     c.num_train_steps = -1        # >0 overrides num_epochs (for smoke runs and benchmarks).
     c.learning_rate = 1e-3        # For the global batch; never rescaled unless scale_lr_with_batch is set.
     c.scale_lr_with_batch = 0     # >0: linear scaling rule, lr = learning_rate * batch_size / this.
-    c.optimizer = "adam"          # adam | adamw | sgd (Nesterov momentum).
+    c.optimizer = "adam"          # adam | adamw | sgd (Nesterov momentum) | muon (keras.optimizers.Muon, momentum).
     c.momentum = 0.9
     c.weight_decay = 0.0
-    c.lr_schedule = "constant"    # constant | cosine | onecycle.
+    c.lr_schedule = "constant"    # constant | cosine | onecycle | triangular (airbench: 0.2x up to the peak at
+    #                               warmup_epochs, default 23% of the run, then down to 0.07x).
+    c.bn_bias_lr_scale = 1.0      # Learning-rate multiplier of BatchNorm biases (airbench: 64; sgd only).
     c.warmup_epochs = 0.0
     c.label_smoothing = 0.0
     c.ema_decay = 0.0             # >0: evaluate and export an exponential moving average of the weights (e.g. 0.999).
+    c.lookahead_every = 0         # >0: every this many steps, average the weights into a slow copy and continue
+    c.lookahead_decay = 0.95 ** 5  # from it (fmnist/lookahead.py), with this decay per sync.
     c.seed = 0
 
     # Runtime: resolved per machine; results.json stores the resolved values.
@@ -47,9 +60,12 @@ def get_config() -> ml_collections.ConfigDict:
     c.data_dir = ""               # TFDS data dir ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets).
     c.validation_size = 0         # Examples held out of the train split (seeded) for model selection.
     c.tta_flip = False            # Also report accuracy with test-time flip averaging (beside the plain figure).
+    c.tta_multiview = False       # Also report accuracy_tta_multiview: flip x 1-pixel shifts, 6 views (fmnist/tta.py).
     # Augmentation of training batches (fmnist/augment.py), seeded per step, so resumed runs are bit-exact.
     c.augment_crop_padding = 0    # >0: random translation by up to this many pixels (zero-pad and crop).
     c.augment_flip = False        # Random left-right mirror per example.
+    c.augment_flip_alternate = False  # With augment_flip: airbench's derandomised flip (each image mirrored in
+    #                                   alternate epochs, from a seeded random choice in the first).
     c.augment_erasing = 0.0       # Per-example probability of random erasing (Zhong et al. 2017).
 
     # Evaluation, checkpoints, logging.

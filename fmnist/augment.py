@@ -7,7 +7,9 @@ is augmented identically whatever the number of workers and replicas (like the b
 
   * crop: zero-pad by `crop_padding` pixels, then take a 28x28 window at a random offset per example (a random
     translation by up to `crop_padding` pixels, zero fill: Fashion-MNIST's background is 0).
-  * flip: mirror left-right with probability 1/2 per example.
+  * flip: mirror left-right with probability 1/2 per example; with `flip_alternate` (airbench's derandomised flip)
+    each example's mirror is a fixed hash of (seed, example index) in even epochs and its negation in odd ones, so
+    every image is seen both ways every two epochs (needs the examples' indices and the epoch).
   * random erasing (Zhong et al., 2017): with probability `erasing` per example, one rectangle of area 2%-40% of
     the image and aspect ratio 0.3-3.3 (log-uniform, as torchvision) is filled with uniform random pixel values
     in [0, 255] (the paper's default; zeros would look like background on Fashion-MNIST). As in torchvision, 10
@@ -26,6 +28,7 @@ import tensorflow as tf
 ERASE_AREA = (0.02, 0.4)
 ERASE_ASPECT = (0.3, 1 / 0.3)
 ERASE_ATTEMPTS = 10
+_ALTERNATE_RANGE = 2**17 - 1  # Example indices the alternating flip's permutation covers.
 _AUGMENT_TAG = 0x6175676D  # "augm": keeps augmentation seeds apart from the data-order seeds (seed, epoch).
 
 
@@ -33,6 +36,7 @@ def options_from_config(config) -> dict:
     """The augment_batch keyword options of a config (missing keys mean off)."""
     return {"crop_padding": int(config.get("augment_crop_padding", 0)),
             "flip": bool(config.get("augment_flip", False)),
+            "flip_alternate": bool(config.get("augment_flip_alternate", False)),
             "erasing": float(config.get("augment_erasing", 0.0))}
 
 
@@ -41,7 +45,8 @@ def augment_config_active(config) -> bool:
     return options_active(**options_from_config(config))
 
 
-def options_active(*, crop_padding: int, flip: bool, erasing: float) -> bool:
+def options_active(*, crop_padding: int, flip: bool, erasing: float, flip_alternate: bool = False) -> bool:
+    del flip_alternate  # A kind of flip: only with `flip`.
     return crop_padding > 0 or flip or erasing > 0
 
 
@@ -51,12 +56,23 @@ def batch_seed(seed: int | tf.Tensor, step: int | tf.Tensor) -> tf.Tensor:
     return tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int64))
 
 
+def alternate_mirror(seed: int | tf.Tensor, example_ids: tf.Tensor, epoch: int | tf.Tensor) -> tf.Tensor:
+    """bool [b]: whether each example is mirrored in `epoch` under the alternating flip. The even-epoch choice is
+    whether a seeded stateless permutation sends the example's index into its lower half (vectorised)."""
+    ids = tf.cast(example_ids, tf.int64)
+    key = tf.stack([tf.cast(seed, tf.int64), tf.constant(_AUGMENT_TAG + 1, tf.int64)])
+    base = tf.random.experimental.index_shuffle(ids, key, _ALTERNATE_RANGE) <= _ALTERNATE_RANGE // 2
+    return tf.not_equal(base, tf.equal(tf.math.floormod(tf.cast(epoch, tf.int64), 2), 1))
+
+
 def augment_batch(images: tf.Tensor, seed: tf.Tensor, *, crop_padding: int, flip: bool, erasing: float,
-                  offset: int | tf.Tensor = 0, global_batch: int | None = None) -> tf.Tensor:
+                  offset: int | tf.Tensor = 0, global_batch: int | None = None, flip_alternate: bool = False,
+                  mirror: tf.Tensor | None = None) -> tf.Tensor:
     """Augments uint8 [b, H, W, C] images; returns uint8 [b, H, W, C] in the same example order.
 
     `seed` is an int64 [2] stateless seed for the whole global batch; `images` are its rows
     offset..offset+b-1 (`global_batch` defaults to b, i.e. the batch is the whole global batch).
+    With `flip_alternate`, `mirror` (bool [b], from `alternate_mirror`) says which examples to mirror.
     """
     if not options_active(crop_padding=crop_padding, flip=flip, erasing=erasing):
         return images
@@ -67,7 +83,10 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, *, crop_padding: int, flip
     def draw(kind_seed, shape, **kw):  # Draws for the global batch, this replica's rows.
         return tf.random.stateless_uniform([n, *shape], seed=kind_seed, **kw)[offset:offset + b]
 
-    mirror = draw(flip_seed, []) < 0.5 if flip else None
+    if not flip:
+        mirror = None
+    elif not flip_alternate:
+        mirror = draw(flip_seed, []) < 0.5
     if crop_padding > 0:
         images = _random_crop(images, crop_padding, draw, crop_seed, mirror)
     elif flip:

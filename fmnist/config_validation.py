@@ -10,8 +10,9 @@ from fmnist.precision import JIT_VALUES, PRECISIONS, normalize_jit
 from fmnist.strategy import STRATEGIES
 
 TRAIN_EXAMPLES = 60000
-OPTIMIZERS = ("adam", "adamw", "sgd")
-LR_SCHEDULES = ("constant", "cosine", "onecycle")
+OPTIMIZERS = ("adam", "adamw", "sgd", "muon")
+LR_SCHEDULES = ("constant", "cosine", "onecycle", "triangular")
+ACTIVATIONS = ("gelu", "relu")
 
 
 def _choice(config, key: str, allowed) -> None:
@@ -51,6 +52,7 @@ def validate(config) -> None:
         raise ConfigError(f"config.augment_crop_padding={config.augment_crop_padding!r} must be in [0, 28)")
     if not 0 <= config.augment_erasing <= 1:
         raise ConfigError(f"config.augment_erasing={config.augment_erasing!r} must be in [0, 1]")
+    _validate_recipe(config)
     if config.profile_steps and not re.fullmatch(r"\d+,\d+", config.profile_steps.replace(" ", "")):
         raise ConfigError(f"config.profile_steps={config.profile_steps!r} must be 'START,END' (steps), e.g. '100,120'")
     if not 0 < config.nan_lr_factor <= 1:
@@ -81,6 +83,33 @@ def validate(config) -> None:
     if config.tpu and config.strategy not in ("auto", "tpu"):
         raise ConfigError(f"config.tpu={config.tpu!r} names a TPU but config.strategy={config.strategy}; "
                           "use strategy=tpu (or auto), or drop the tpu key")
+
+
+def _validate_recipe(config) -> None:
+    """The airbench recipe's keys (configs/default.py)."""
+    _choice(config, "whitening_patch", (2, 4))
+    _choice(config, "activation", ACTIVATIONS)
+    _at_least(config, "lookahead_every", 0)
+    if config.model != "airbench":
+        for key, default in models.AIRBENCH_OPTIONS.items():
+            if config[key] != default:
+                raise ConfigError(f"config.{key} applies to model=airbench only; drop it or use "
+                                  "--config.model=airbench")
+    if not 0 <= config.batchnorm_momentum < 1:
+        raise ConfigError(f"config.batchnorm_momentum={config.batchnorm_momentum!r} must be in [0, 1)")
+    if config.whitening_eps <= 0:
+        raise ConfigError(f"config.whitening_eps={config.whitening_eps!r} must be > 0")
+    if config.logit_scale <= 0:
+        raise ConfigError(f"config.logit_scale={config.logit_scale!r} must be > 0")
+    if config.bn_bias_lr_scale <= 0:
+        raise ConfigError(f"config.bn_bias_lr_scale={config.bn_bias_lr_scale!r} must be > 0 (1 = off)")
+    if config.bn_bias_lr_scale != 1 and config.optimizer != "sgd":
+        raise ConfigError(f"config.bn_bias_lr_scale={config.bn_bias_lr_scale} has no effect with optimizer="
+                          f"{config.optimizer} (its update ignores the gradient's scale); use --config.optimizer=sgd")
+    if not 0 < config.lookahead_decay < 1:
+        raise ConfigError(f"config.lookahead_decay={config.lookahead_decay!r} must be in (0, 1)")
+    if config.augment_flip_alternate and not config.augment_flip:
+        raise ConfigError("config.augment_flip_alternate needs config.augment_flip=true")
 
 
 def check_replicas(batch_size: int, num_replicas: int) -> None:

@@ -20,14 +20,17 @@ from fmnist import (
     config_validation,
     dataset,
     ema,
+    initializers,
     input_pipeline,
     layers,
+    lookahead,
     models,
     optimizer,
     precision,
     storage,
     strategy,
     train_loop,
+    whitening,
 )
 from fmnist.errors import ConfigError, UserError
 from fmnist.precision import normalize_jit
@@ -91,6 +94,7 @@ class Experiment:
     checkpoints: checkpoint.Checkpoints
     ema: ema.WeightAverage | None = None    # config.ema_decay > 0: evaluation uses these averaged weights.
     batchnorm: str = "single replica"       # Or "synchronized", or "per-replica, averaged every loop".
+    lookahead: lookahead.Lookahead | None = None  # config.lookahead_every > 0.
 
     @property
     def global_batch(self) -> int:
@@ -124,6 +128,8 @@ class Experiment:
         count, confusion = sums["count"], sums["confusion"]
         return {"loss": float(sums["loss"] / count), "accuracy": float(sums["correct"] / count),
                 "accuracy_tta": float(sums["correct_tta"] / count) if self.config.tta_flip else None,
+                "accuracy_tta_multiview": float(sums["correct_multiview"] / count) if self.config.tta_multiview
+                else None,
                 "count": int(count), "confusion": confusion.astype(int).tolist(),
                 "per_class_accuracy": (confusion.diagonal() / confusion.sum(axis=1).clip(min=1)).tolist()}
 
@@ -156,26 +162,43 @@ def build(config, workdir: str) -> Experiment:
     with runtime.strategy.scope():
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         model = models.build(config.model, dtype=resolved_precision, width=config.model_width,
-                             depth=config.model_depth, dropout=config.dropout)
+                             depth=config.model_depth, dropout=config.dropout, options=models.model_options(config))
+        _initialize(model, config, train_split)
         layers.synchronize_batchnorm(model, sync_bn)
         layers.bind_step(model, step, config.seed)
         lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
         opt = optimizer.build(config, resolved_precision, plan.total_steps, plan.steps_per_epoch, lr_scale)
         opt.build(model.trainable_variables)  # Before any restore, so the optimizer slots are restored too.
         average = ema.WeightAverage(model, config.ema_decay, opt.iterations) if config.ema_decay else None
+        slow = lookahead.Lookahead(model, config.lookahead_every, config.lookahead_decay) \
+            if config.lookahead_every else None
+        multipliers = optimizer.gradient_multipliers(config.bn_bias_lr_scale, model) \
+            if config.bn_bias_lr_scale != 1 else None
         loops = train_loop.build(runtime.strategy, model, opt, step, global_batch=config.batch_size,
                                  jit_compile=jit, label_smoothing=config.label_smoothing,
                                  tta_flip=config.tta_flip, ema=average,
                                  faults=train_loop.Faults(config.fault_nan_at_step, config.fault_nan_replica),
-                                 average_replica_state=not sync_bn)
+                                 average_replica_state=not sync_bn, gradient_multipliers=multipliers,
+                                 lookahead=slow, tta_multiview=config.tta_multiview)
     extra = {"ema": average.checkpointable} if average else {}
+    extra |= {"lookahead": slow.checkpointable} if slow else {}
     ckpts = checkpoint.Checkpoints(root, is_chief=runtime.is_chief, worker_index=runtime.worker_index,
                                    keep=config.keep_checkpoints, model=model, optimizer=opt, step=step,
                                    lr_scale=lr_scale, **extra)
     batchnorm = ("single replica" if runtime.num_replicas == 1 else
                  "synchronized" if sync_bn else "per-replica, averaged every loop")
     return Experiment(config, root, runtime, resolved_precision, jit, plan, splits, class_names, model, opt, step,
-                      lr_scale, loops, ckpts, average, batchnorm)
+                      lr_scale, loops, ckpts, average, batchnorm, slow)
+
+
+def _initialize(model: keras.Model, config, train_split: dataset.Split) -> None:
+    """Data- and option-dependent initial weights, before the optimizer and any restore (a resume overwrites them
+    with the checkpoint's): the whitening kernel from seeded training images, Dirac init of the convolutions."""
+    if whitening.layer(model) is not None:
+        images = whitening.sample(train_split.images, config.seed)
+        whitening.set_kernel(model, input_pipeline.normalize(images).numpy(), config.whitening_eps)
+    if config.dirac_init:
+        initializers.apply_dirac(model)
 
 
 def synchronized_batchnorm(runtime: strategy.Runtime, jit_compile: bool, setting: str = "auto") -> bool:

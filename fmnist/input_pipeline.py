@@ -78,8 +78,11 @@ def train_dataset(split: Split, ctx: tf.distribute.InputContext, *, global_batch
         if augment_options is not None:
             step = start_step + k // replicas_per_pipeline
             first_row = (ctx.input_pipeline_id * replicas_per_pipeline + k % replicas_per_pipeline) * b
+            mirror = None
+            if augment_options.get("flip_alternate"):
+                mirror = augment.alternate_mirror(seed, idx, step // steps_per_epoch)
             x = augment.augment_batch(x, augment.batch_seed(seed, step), offset=first_row, global_batch=global_batch,
-                                      **augment_options)
+                                      mirror=mirror, **augment_options)
         return normalize(x), tf.gather(labels, idx)
 
     first_epoch, offset = divmod(start_step, steps_per_epoch)

@@ -31,29 +31,30 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     def _fusable(self, inputs, mask) -> bool:
         rank = len(inputs.shape)
-        return (rank == 4 and self.axis in (-1, 3) and mask is None and not self.renorm and self.scale
-                and self.center and self.epsilon >= MIN_FUSED_EPSILON)
+        return (rank == 4 and self.axis in (-1, 3) and mask is None and not self.renorm and self.center
+                and self.epsilon >= MIN_FUSED_EPSILON)
 
     def call(self, inputs, training=None, mask=None):
         if not self._fusable(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
         x = tf.cast(inputs, self.compute_dtype)
+        gamma = self.gamma if self.scale else tf.ones_like(self.beta)  # The fused kernel needs a scale.
         replicas = _replica_context()
         if training and self.trainable and self.synchronized and replicas.num_replicas_in_sync > 1:
-            return self._synchronized_call(x, replicas)
+            return self._synchronized_call(x, replicas, gamma)
         if training and self.trainable:
             y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                x, self.gamma, self.beta, mean=self.moving_mean, variance=self.moving_variance,
+                x, gamma, self.beta, mean=self.moving_mean, variance=self.moving_variance,
                 epsilon=self.epsilon, is_training=True, exponential_avg_factor=1.0 - self.momentum)
             self.moving_mean.assign(mean)
             self.moving_variance.assign(variance)
             return y
-        y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, self.gamma, self.beta, mean=self.moving_mean,
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, gamma, self.beta, mean=self.moving_mean,
                                                    variance=self.moving_variance, epsilon=self.epsilon,
                                                    is_training=False)
         return y
 
-    def _synchronized_call(self, x, replicas: tf.distribute.ReplicaContext):
+    def _synchronized_call(self, x, replicas: tf.distribute.ReplicaContext, gamma):
         """Normalises with the global batch's statistics: sums over every replica's batch, in one all-reduce.
 
         The sums are taken around the moving mean (equal on every replica), which keeps E[x^2] - E[x]^2 from
@@ -71,7 +72,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
         variance = tf.maximum(mean_square - tf.square(mean_shifted), 0.0)
         mean = mean_shifted + shift
         y = tf.nn.batch_normalization(centred, mean_shifted, variance, tf.cast(self.beta, tf.float32),
-                                      tf.cast(self.gamma, tf.float32), self.epsilon)
+                                      tf.cast(gamma, tf.float32), self.epsilon)
         rate = 1.0 - self.momentum
         unbiased = variance * n / tf.maximum(n - 1.0, 1.0)
         self.moving_mean.assign(self.moving_mean * self.momentum + tf.stop_gradient(mean) * rate)

@@ -31,9 +31,21 @@ def register(name: str) -> Callable[[Builder], Builder]:
     return wrap
 
 
-def build(name: str, *, dtype: str = "float32", width: int = 0, depth: int = 0, dropout: float = 0.0) -> keras.Model:
-    """Builds model `name` with a Keras dtype policy name ('float32', 'mixed_bfloat16', 'mixed_float16')."""
-    return MODELS[name](dtype=keras.DTypePolicy(dtype), width=width, depth=depth, dropout=dropout)
+def build(name: str, *, dtype: str = "float32", width: int = 0, depth: int = 0, dropout: float = 0.0,
+          options: dict | None = None) -> keras.Model:
+    """Builds model `name` with a Keras dtype policy name ('float32', 'mixed_bfloat16', 'mixed_float16').
+    `options`: the keyword options of models that have their own (`model_options`)."""
+    return MODELS[name](dtype=keras.DTypePolicy(dtype), width=width, depth=depth, dropout=dropout, **(options or {}))
+
+
+# Config keys only the airbench family reads, with their defaults (configs/default.py documents them).
+AIRBENCH_OPTIONS = {"whitening_patch": 4, "activation": "gelu", "logit_scale": 1.0, "batchnorm_scale": True,
+                    "batchnorm_momentum": BN_MOMENTUM}
+
+
+def model_options(config) -> dict:
+    """The builder options of config.model taken from the config (airbench's; none for the others)."""
+    return {k: config[k] for k in AIRBENCH_OPTIONS} if config.model == "airbench" else {}
 
 
 def _head(x, dropout: float, dtype) -> keras.KerasTensor:
@@ -124,3 +136,39 @@ def resnet(*, dtype, width: int, depth: int, dropout: float) -> keras.Model:
             x = _residual_block(x, w * 2**stage, 2 if stage and not block else 1, dtype)
     x = layers.GlobalAveragePooling2D(dtype=dtype)(x)
     return keras.Model(inputs, _head(x, dropout, dtype), name="resnet")
+
+
+@register("airbench")
+def airbench(*, dtype, width: int, depth: int, dropout: float, whitening_patch: int = 4, activation: str = "gelu",
+             logit_scale: float = 1.0, batchnorm_scale: bool = True,
+             batchnorm_momentum: float = BN_MOMENTUM) -> keras.Model:
+    """Keller Jordan's airbench network for 28x28x1: a frozen patch-whitening convolution (fmnist.whitening sets its
+    kernel from the data) and its activation, then 3 groups of conv-pool-BN-act-conv-BN-act (widths w, 4w, 4w;
+    airbench's full width is w=64, half w=32; default 32), a global max-pool, a bias-free linear head whose logits
+    are multiplied by `logit_scale` (airbench: 1/9). `batchnorm_scale=False`: BatchNorm without its scale (gamma).
+    `batchnorm_momentum`: Keras's momentum of the moving statistics (airbench's "fast" statistics: 0.4, PyTorch 0.6),
+    which lookahead, copying averaged statistics back, needs."""
+    from fmnist.whitening import LAYER_NAME
+
+    w = width or 32
+    del depth
+
+    def norm_act(x):
+        x = BatchNormalization(momentum=batchnorm_momentum, scale=batchnorm_scale, dtype=dtype)(x)
+        return layers.Activation(activation, dtype=dtype)(x)
+
+    inputs = keras.Input(IMAGE_SHAPE)
+    k = whitening_patch
+    x = layers.Conv2D(2 * k * k, k, use_bias=False, trainable=False, name=LAYER_NAME, dtype=dtype)(inputs)
+    x = layers.Activation(activation, dtype=dtype)(x)
+    for filters in (w, 4 * w, 4 * w):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, dtype=dtype)(x)
+        x = norm_act(layers.MaxPooling2D(dtype=dtype)(x))
+        x = norm_act(layers.Conv2D(filters, 3, padding="same", use_bias=False, dtype=dtype)(x))
+    x = layers.GlobalMaxPooling2D(dtype=dtype)(x)
+    if dropout:
+        x = Dropout(dropout, dtype=dtype)(x)
+    logits = layers.Dense(NUM_CLASSES, use_bias=False, dtype="float32", name="logits")(x)
+    if logit_scale != 1.0:
+        logits = layers.Rescaling(logit_scale, dtype="float32", name="logit_scale")(logits)
+    return keras.Model(inputs, logits, name="airbench")

@@ -19,7 +19,7 @@ from fmnist.workdir_lock import WorkdirLock
 # Keys that fix the checkpointed state's layout (model, optimizer, loss scale) or the meaning of its step (the data
 # order and the hold-out): resuming with other values would be wrong. Precision is compared as resolved.
 STATE_KEYS = ("model", "model_width", "model_depth", "optimizer", "resolved_precision", "batch_size", "seed",
-              "validation_size")
+              "validation_size", "whitening_patch", "batchnorm_scale")
 
 
 @dataclass
@@ -56,8 +56,9 @@ def check_compatible(exp: experiment.Experiment) -> None:
     differ = [key for key in STATE_KEYS if key in before and before[key] != now[key]]
     # The decay may change between runs, but whether averages exist is part of the state: resuming without them
     # would silently drop them from the next checkpoint, resuming with them has none to restore.
-    if bool(before.get("ema_decay", 0)) != bool(exp.config.ema_decay):
-        differ.append("ema_decay")
+    for key in ("ema_decay", "lookahead_every"):
+        if bool(before.get(key, 0)) != bool(exp.config[key]):
+            differ.append(key)
     if differ:
         key = differ[0]
         if key == "resolved_precision":
@@ -95,6 +96,8 @@ def _run_evals(exp: experiment.Experiment, summaries: Summaries, step: int) -> d
         values = {f"{prefix}loss": r["loss"], f"{prefix}accuracy": r["accuracy"]}
         if r["accuracy_tta"] is not None:
             values[f"{prefix}accuracy_tta_flip"] = r["accuracy_tta"]
+        if r["accuracy_tta_multiview"] is not None:
+            values[f"{prefix}accuracy_tta_multiview"] = r["accuracy_tta_multiview"]
         if name == "test":
             per_class = zip(exp.class_names, r["per_class_accuracy"], strict=True)
             values |= {f"per_class_accuracy/{c}": a for c, a in per_class}
@@ -334,9 +337,10 @@ def _test_results(exp: experiment.Experiment, test: dict | None) -> dict:
     """results.json's test-split figures; all None when config.evaluate_test is off."""
     if test is None:
         return dict.fromkeys(("eval_accuracy", "eval_loss", "eval_count", "eval_accuracy_tta_flip",
-                              "per_class_accuracy"))
+                              "eval_accuracy_tta_multiview", "per_class_accuracy"))
     return {"eval_accuracy": test["accuracy"], "eval_loss": test["loss"], "eval_count": test["count"],
             "eval_accuracy_tta_flip": test["accuracy_tta"],
+            "eval_accuracy_tta_multiview": test["accuracy_tta_multiview"],
             "per_class_accuracy": dict(zip(exp.class_names, test["per_class_accuracy"], strict=True))}
 
 

@@ -21,12 +21,15 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
+from fmnist import tta
 from fmnist.dataset import NUM_CLASSES
 from fmnist.ema import WeightAverage, tf_variable
+from fmnist.lookahead import Lookahead
 from fmnist.metrics import ReplicaSums
 
 TRAIN_SUMS = {"loss": (), "correct": (), "count": (), "nonfinite_steps": (), "nonfinite_state": ()}
-EVAL_SUMS = {"loss": (), "correct": (), "correct_tta": (), "count": (), "confusion": (NUM_CLASSES, NUM_CLASSES)}
+EVAL_SUMS = {"loss": (), "correct": (), "correct_tta": (), "correct_multiview": (), "count": (),
+             "confusion": (NUM_CLASSES, NUM_CLASSES)}
 
 
 @dataclass
@@ -58,13 +61,16 @@ def per_example_loss(labels, logits, smoothing: float):
 def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras.optimizers.Optimizer,
           step: tf.Variable, *, global_batch: int, jit_compile: bool, label_smoothing: float = 0.0,
           tta_flip: bool = False, ema: WeightAverage | None = None, faults: Faults | None = None,
-          average_replica_state: bool = False) -> Loops:
+          average_replica_state: bool = False, gradient_multipliers: list[float] | None = None,
+          lookahead: Lookahead | None = None, tta_multiview: bool = False) -> Loops:
     """Builds the loops; call inside `strategy.scope()` (the metric variables are created here).
 
     With `ema`, its averages follow every optimizer step. With `tta_flip`, evaluation also averages the
     probabilities of each image and its mirror (`correct_tta`), reported beside the plain figure, never instead of it.
     With `average_replica_state`, the model's non-trainable weights (BatchNorm's moving statistics) and their
-    averages are averaged over replicas after every inner loop.
+    averages are averaged over replicas after every inner loop. `gradient_multipliers` (one per trainable variable)
+    scale the gradients before the update; `lookahead` syncs every `lookahead.every` steps; `tta_multiview` also
+    reports the accuracy of fmnist.tta's 6-view prediction (`correct_multiview`).
     """
     faults = faults or Faults()
     train_sums, eval_sums = ReplicaSums(TRAIN_SUMS), ReplicaSums(EVAL_SUMS)
@@ -101,6 +107,8 @@ def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras
         if loss_scaled and several:  # Agree on skipping before the loss scaler looks at its replica's gradients.
             finite = tf.equal(replica.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32)), 0.0)
             grads = tf.cond(finite, lambda: grads, lambda: [g * float("nan") for g in grads])
+        if gradient_multipliers is not None:
+            grads = [g * m if m != 1 else g for g, m in zip(grads, gradient_multipliers, strict=True)]
         optimizer.apply(grads, variables)
         if ema is not None:
             ema.update()
@@ -125,6 +133,8 @@ def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras
         for _ in tf.range(num_steps):
             strategy.run(train_step, args=next(iterator))
             step.assign_add(1)
+            if lookahead is not None and step % lookahead.every == 0:
+                lookahead.sync(strategy)
         if replica_state:
             average_state()
         strategy.run(check_state)
@@ -141,11 +151,15 @@ def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras
             averaged = tf.nn.softmax(logits) + tf.nn.softmax(logits_of(tf.image.flip_left_right(images)))
             hits = tf.equal(tf.argmax(averaged, -1, output_type=tf.int32), labels)
             correct_tta = tf.reduce_sum(tf.cast(hits, tf.float32) * mask)
+        correct_multiview = 0.0
+        if tta_multiview:
+            hits = tf.equal(tta.predict(logits_of, images), labels)
+            correct_multiview = tf.reduce_sum(tf.cast(hits, tf.float32) * mask)
         per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
         confusion = tf.math.confusion_matrix(labels, predictions, NUM_CLASSES, weights=mask, dtype=tf.float32)
         eval_sums.add(loss=tf.reduce_sum(per_example * mask), count=tf.reduce_sum(mask),
                       correct=tf.reduce_sum(tf.cast(tf.equal(predictions, labels), tf.float32) * mask),
-                      correct_tta=correct_tta, confusion=confusion)
+                      correct_tta=correct_tta, correct_multiview=correct_multiview, confusion=confusion)
 
     @tf.function
     def evaluate(iterator, num_steps):

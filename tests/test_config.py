@@ -8,7 +8,7 @@ from fmnist import config_validation
 from fmnist.errors import ConfigError
 
 BAD_VALUES = [
-    ("model", "vgg", "config.model='vgg' is not one of bn_cnn, fast_cnn, resnet, seed_cnn"),
+    ("model", "vgg", "config.model='vgg' is not one of airbench, bn_cnn, fast_cnn, resnet, seed_cnn"),
     ("precision", "float8", "config.precision='float8' is not one of"),
     ("strategy", "horovod", "config.strategy='horovod' is not one of"),
     ("jit_compile", "maybe", "config.jit_compile='maybe' is not one of auto, true, false"),
@@ -20,6 +20,11 @@ BAD_VALUES = [
     ("dropout", 1.5, "config.dropout=1.5 must be in [0, 1)"),
     ("sync_batchnorm", "always", "config.sync_batchnorm='always' is not one of auto, true, false"),
     ("fault_nan_replica", -2, "config.fault_nan_replica=-2 must be >= -1 (-1: every replica)"),
+    ("whitening_patch", 3, "config.whitening_patch=3 is not one of 2, 4"),
+    ("logit_scale", 0.5, "config.logit_scale applies to model=airbench only"),
+    ("bn_bias_lr_scale", 64.0, "config.bn_bias_lr_scale=64.0 has no effect with optimizer=adam"),
+    ("augment_flip_alternate", True, "config.augment_flip_alternate needs config.augment_flip=true"),
+    ("lookahead_decay", 1.0, "config.lookahead_decay=1.0 must be in (0, 1)"),
 ]
 
 
@@ -53,7 +58,7 @@ def test_contradictions_are_refused():
 def test_default_configs_are_valid():
     import importlib
 
-    for name in ("default", "cpu", "smoke", "gpu", "tpu", "speedrun", "best", "best_10min", "gpu_best"):
+    for name in ("default", "cpu", "smoke", "gpu", "tpu", "speedrun", "best", "best_10min", "gpu_best", "airbench"):
         config_validation.validate(importlib.import_module(f"configs.{name}").get_config())
 
 
