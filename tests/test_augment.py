@@ -41,7 +41,8 @@ def test_everything_off_is_identity(batch):
     assert not augment.augment_config_active(ml_collections.ConfigDict({"seed": 0}))
     config = ml_collections.ConfigDict({"augment_crop_padding": 0, "augment_flip": True, "augment_erasing": 0.0})
     assert augment.augment_config_active(config)
-    assert augment.options_from_config(config) == {"crop_padding": 0, "flip": True, "erasing": 0.0}
+    assert augment.options_from_config(config) == {"crop_padding": 0, "flip": True, "erasing": 0.0,
+                                                   "flip_alternate": False}
 
 
 def test_flip_keeps_example_order(batch):
