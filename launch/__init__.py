@@ -55,3 +55,10 @@ def write_json(data: dict, output: str) -> None:
     else:
         with open(output, "w") as f:
             f.write(text)
+
+
+def write_manifest(manifest: dict, output: str) -> None:
+    """`write_json`, then, for a file, how to submit it to the cluster."""
+    write_json(manifest, output)
+    if output not in ("", "-"):
+        print(f"Wrote {output}; submit with: kubectl apply -f {output}", file=sys.stderr)

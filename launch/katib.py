@@ -21,7 +21,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from launch import Parser, fmnist_command, split_passthrough, write_json
+from launch import Parser, fmnist_command, split_passthrough, write_manifest
 from launch.search_space import METHODS, SearchSpace, SweepError, format_value, load
 
 PROG = "launch.katib"
@@ -130,9 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               extra_args=extra)
     except (ValueError, SweepError) as e:
         p.error(str(e))
-    write_json(manifest, a.output)
-    if a.output not in ("", "-"):
-        print(f"Wrote {a.output}; submit with: kubectl apply -f {a.output}", file=sys.stderr)
+    write_manifest(manifest, a.output)
     return 0
 
 

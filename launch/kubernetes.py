@@ -20,7 +20,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from launch import REGISTRY_VAR, Parser, default_image, fmnist_command, split_passthrough, write_json
+from launch import REGISTRY_VAR, Parser, default_image, fmnist_command, split_passthrough, write_manifest
 
 PROG = "launch.kubernetes"
 USAGE = (f"python -m {PROG} [--registry=REG | --image=IMG] --workers=N --gpus_per_worker=G --config=CONFIG "
@@ -121,9 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          namespace=a.namespace, restart_policy=a.restart_policy, extra_args=extra)
     except ValueError as e:
         p.error(str(e))
-    write_json(manifest, a.output)
-    if a.output not in ("", "-"):
-        print(f"Wrote {a.output}; submit with: kubectl apply -f {a.output}", file=sys.stderr)
+    write_manifest(manifest, a.output)
     return 0
 
 
