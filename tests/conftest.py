@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -52,13 +53,20 @@ def trained_smoke(tmp_path_factory) -> Path:
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # Every worker's basetemp is a child of this one.
     workdir = root / "smoke-run"
-    with open(root / "smoke-run.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _exclusive(root / "smoke-run.lock"):
         if not (workdir / "results.json").is_file():
             proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}")
             assert proc.returncode == 0, proc.stderr[-3000:]
             smoke_console(workdir).write_text(proc.stderr)
     return workdir
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """Holds an exclusive lock on `lock_path`: one pytest-xdist worker builds a shared fixture, the others wait."""
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def smoke_console(workdir: Path) -> Path:
@@ -75,8 +83,7 @@ def exported_files(trained_smoke) -> dict[str, Path]:
 
     out = trained_smoke.with_name("smoke-run-files")
     files = {"litert": out / "model.tflite", "litert_int8": out / "model_int8.tflite", "onnx": out / "model.onnx"}
-    with open(trained_smoke.with_name("smoke-run-files.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _exclusive(trained_smoke.with_name("smoke-run-files.lock")):
         for name, path in files.items():
             if not path.is_file():
                 fmt, _, quantize = name.partition("_")
