@@ -10,7 +10,8 @@ from configs import smoke
 from fmnist import experiment
 
 EMA_ARGS = ["--config=configs/smoke.py", "--config.ema_decay=0.99", "--config.model=bn_cnn", "--config.model_width=8",
-            "--config.model_depth=1", "--config.num_train_steps=60", "--config.steps_per_loop=20"]
+            "--config.model_depth=1", "--config.num_train_steps=60", "--config.steps_per_loop=20",
+            "--config.precision=float32"]  # float32: the exported model (float32) must score what the run reported.
 
 
 def test_average_follows_every_step_with_warmup(tmp_path):
@@ -50,3 +51,12 @@ def test_run_resume_eval_and_export_use_the_average(tmp_path):
     assert exported.returncode == 0, exported.stderr[-3000:]
     meta = json.loads((tmp_path / "export" / "1" / "assets.extra" / "fmnist.json").read_text())
     assert meta["weights"] == "ema" and meta["step"] == 60
+    # The averaged weights the run evaluated are the weights it exported: the SavedModel scores the test split as
+    # the run reported (float32 both ways; only the batch composition differs, which may flip an exact tie).
+    from fmnist import dataset
+
+    test = dataset.load()[0]["test"]
+    serving = tf.saved_model.load(str(tmp_path / "export" / "1")).signatures["serving_default"]
+    ids = np.concatenate([serving(images=tf.constant(test.images[i:i + 1000]))["class_ids"].numpy()
+                          for i in range(0, len(test.images), 1000)])
+    assert abs(float((ids == test.labels).mean()) - r["eval_accuracy"]) <= 1e-4

@@ -285,7 +285,9 @@ def test_two_workers_train_with_float16_and_xla(tmp_path, precision, jit):
     precision x XLA corner on 2 replicas in one process."""
     # float16: a fault on worker 1. XLA: a BatchNorm model, whose statistics are per replica under XLA on CPUs and
     # averaged over the workers after every loop.
-    extra = (["--config.fault_nan_at_step=5", "--config.fault_nan_replica=1"] if precision == "mixed_float16" else
+    # float16 is emulated on CPUs: batch 32 (the loss-scale logic does not see the batch) keeps the run short.
+    extra = (["--config.fault_nan_at_step=5", "--config.fault_nan_replica=1", "--config.batch_size=32"]
+             if precision == "mixed_float16" else
              ["--config.model=fast_cnn", "--config.model_width=8"])
     proc = _launch(tmp_path, "--config.num_train_steps=40", f"--config.precision={precision}",
                    f"--config.jit_compile={jit}", *extra)
@@ -300,8 +302,8 @@ def test_two_workers_train_with_float16_and_xla(tmp_path, precision, jit):
 
 def test_sigkill_of_a_worker_then_relaunch_equals_an_unbroken_run(tmp_path):
     """kill -9 of one worker mid-run, then the same command: the workers resume from the last checkpoint and end
-    bit-identical to an unbroken run (dropout masks and augmentation follow the restored step). The unbroken run's
-    exported SavedModel scores, in a fresh process, the accuracy the run reported."""
+    bit-identical to an unbroken run (dropout masks and augmentation follow the restored step). tests/test_ema.py
+    checks that an exported SavedModel scores the averaged weights' reported accuracy."""
     args = (*RECIPE, "--config.num_train_steps=40", "--config.steps_per_loop=10", "--config.checkpoint_every_steps=20",
             "--config.eval_every_steps=40")
     unbroken = _launch(tmp_path / "unbroken", *args)
@@ -319,31 +321,6 @@ def test_sigkill_of_a_worker_then_relaunch_equals_an_unbroken_run(tmp_path):
     assert a["weights_fingerprint"] == b["weights_fingerprint"]
     assert a["eval_accuracy"] == b["eval_accuracy"]
     np.testing.assert_array_equal(_checkpoint_state(tmp_path / "unbroken"), _checkpoint_state(tmp_path / "killed"))
-    # The EMA weights the run evaluated are the weights it exports: float32 both ways, only the batch composition
-    # differs, which may flip an exact tie (one image at most).
-    assert a["config"]["ema_decay"] == 0.9
-    assert abs(_exported_accuracy(tmp_path / "unbroken") - a["eval_accuracy"]) <= 1e-4
-
-
-def _exported_accuracy(workdir: Path) -> float:
-    """Exports the run's SavedModel, then scores it on the test split in a fresh process that imports only
-    TensorFlow and numpy."""
-    exported = subprocess.run([sys.executable, "-m", "fmnist.export", f"--workdir={workdir}"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=300)
-    assert exported.returncode == 0, exported.stderr[-3000:]
-    from fmnist import dataset
-
-    test = dataset.load()[0]["test"]
-    np.save(workdir / "images.npy", test.images)
-    script = (f"import numpy as np, tensorflow as tf\n"
-              f"m = tf.saved_model.load({str(workdir / 'export' / '1')!r})\n"
-              f"x = np.load({str(workdir / 'images.npy')!r})\n"
-              f"ids = np.concatenate([m.signatures['serving_default'](images=tf.constant(x[i:i + 1000]))['class_ids']"
-              f".numpy() for i in range(0, len(x), 1000)])\n"
-              f"np.save({str(workdir / 'ids.npy')!r}, ids)\n")
-    fresh = subprocess.run([sys.executable, "-c", script], cwd=workdir, capture_output=True, text=True, timeout=300)
-    assert fresh.returncode == 0, fresh.stderr[-3000:]
-    return float((np.load(workdir / "ids.npy") == test.labels).mean())
 
 
 def test_workers_resuming_a_single_process_run_roll_back_past_a_nan(tmp_path):
