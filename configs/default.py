@@ -1,8 +1,8 @@
 """The shared base config: every key fmnist knows, with its default. Other configs start here and change a few.
 
-Not meant to be run as is (it is `configs/cpu.py` without the cosine schedule and with 10 epochs), but it can be:
+Not meant to be run as is (it is `configs/seed_cnn.py` without the cosine schedule and with 10 epochs), but it can be:
   python -m fmnist.main --config=configs/default.py --workdir=runs/default
-Measured figures are in the docstrings of the configs built from it (cpu.py, smoke.py, speedrun.py, best.py).
+Measured figures are in the docstrings of the configs built from it (seed_cnn.py, speedrun.py, smoke.py, best.py).
 """
 
 import ml_collections

@@ -1,7 +1,7 @@
 """Writes a Kubeflow Katib Experiment (kubeflow.org/v1beta1) for a sweep file: the same search space and metric as
 `launch.sweep`, each trial a Kubernetes Job running fmnist.
 
-  python -m launch.katib --image=IMG --config=configs/cpu.py --sweep=configs/sweeps/arch_lr.py \\
+  python -m launch.katib --image=IMG --config=configs/seed_cnn.py --sweep=configs/sweeps/arch_lr.py \\
       [--name=NAME] [--namespace=NS] [--algorithm=grid|random|tpe] [--early_stopping=medianstop|none] \\
       [--max_trials=K] [--parallel=N] [--gpus_per_trial=G] [--output=FILE] [-- FMNIST_ARGS]
   kubectl apply -f experiment.yaml
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     own, extra = split_passthrough(sys.argv[1:] if argv is None else argv)
     p = Parser(prog=PROG, usage=USAGE, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--image", required=True, help="container image with fmnist installed and its data prepared")
-    p.add_argument("--config", required=True, help="base config path inside the image, e.g. configs/cpu.py")
+    p.add_argument("--config", required=True, help="base config path inside the image, e.g. configs/seed_cnn.py")
     p.add_argument("--sweep", required=True, help="sweep file (configs/sweeps/*.py), read here")
     p.add_argument("--name", default="", help="Experiment name (default: the sweep file's name, '_' as '-')")
     p.add_argument("--namespace", default="default")

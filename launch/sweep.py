@@ -1,7 +1,7 @@
 """Architecture and hyperparameter sweeps on Optuna: grid, random or TPE search, pruning on validation accuracy,
 resumable and shareable studies; the winner's test accuracy is evaluated once, at the end.
 
-  python -m launch.sweep --config=configs/cpu.py --sweep=configs/sweeps/arch_lr.py --workdir=DIR \\
+  python -m launch.sweep --config=configs/seed_cnn.py --sweep=configs/sweeps/arch_lr.py --workdir=DIR \\
       [--sampler=grid|random|tpe] [--pruner=none|median|successive_halving|hyperband] [--trials=K] \\
       [--parallel=N] [--storage=URL] [--study=NAME] [--dry_run]
 

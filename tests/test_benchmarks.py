@@ -151,3 +151,26 @@ def test_conv_kernels_table():
     tolerance = 1e-2 if "(compute bfloat16)" in proc.stdout else 1e-4
     assert "(compute bfloat16)" in proc.stdout or "(compute float32)" in proc.stdout, proc.stdout[:300]
     assert all(float(part.split()[1]) < tolerance for part in differences.strip().split(", ")), differences
+
+
+def test_kfe_measures_keras_fit_and_converts_runs(trained_smoke, tmp_path):
+    out = tmp_path / "kfe.json"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.kfe", "--rounds=2", "--examples=1280",
+                           f"--output={out}", str(trained_smoke)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    kfe = json.loads(out.read_text())
+    assert len(kfe["epochs_s"]) == 2 and kfe["kfe_s"] > 0
+    assert f"KFE = {kfe['kfe_s']:.2f} s" in proc.stdout
+    [row] = kfe["runs"]
+    results = json.loads((trained_smoke / "results.json").read_text())
+    assert row["kfe"] == pytest.approx(results["train_time_s"] / kfe["kfe_s"])
+    assert f"| {trained_smoke} | {100 * results['eval_accuracy']:.2f}% |" in proc.stdout
+
+
+def test_kfe_usage_errors_are_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.kfe", str(tmp_path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(
+        f"python -m benchmarks.kfe: error: no results.json in {tmp_path}: give folders of finished runs"), proc.stderr

@@ -58,7 +58,8 @@ def test_contradictions_are_refused():
 def test_default_configs_are_valid():
     import importlib
 
-    for name in ("default", "cpu", "smoke", "gpu", "tpu", "speedrun", "best", "best_10min", "gpu_best", "airbench"):
+    for name in ("default", "cpu", "seed_cnn", "smoke", "gpu", "tpu", "speedrun", "best", "best_10min", "gpu_best",
+                 "airbench"):
         config_validation.validate(importlib.import_module(f"configs.{name}").get_config())
 
 
