@@ -83,6 +83,8 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, *, crop_padding: int, flip
     def draw(kind_seed, shape, **kw):  # Draws for the global batch, this replica's rows.
         return tf.random.stateless_uniform([n, *shape], seed=kind_seed, **kw)[offset:offset + b]
 
+    if flip and flip_alternate and mirror is None:
+        raise ValueError("flip_alternate needs `mirror` (alternate_mirror of the batch's example ids and epoch)")
     if not flip:
         mirror = None
     elif not flip_alternate:

@@ -122,8 +122,11 @@ def _start_images(exp: experiment.Experiment, summaries: Summaries, step: int) -
     summaries.text("train", step, "model", images.model_summary_text(exp.model))
     x, y = train.images[:32], train.labels[:32]
     if augment.augment_config_active(c):
+        options = augment.options_from_config(c)
+        mirror = augment.alternate_mirror(c.seed, tf.range(len(x)), step // exp.plan.steps_per_epoch) \
+            if options["flip_alternate"] else None
         x = augment.augment_batch(tf.constant(x), augment.batch_seed(c.seed, step), offset=0, global_batch=len(x),
-                                  **augment.options_from_config(c)).numpy()
+                                  mirror=mirror, **options).numpy()
     summaries.image("train", step, "training_examples",
                     images.image_grid(x, [exp.class_names[i] for i in y], columns=8))
 

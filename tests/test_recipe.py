@@ -138,3 +138,20 @@ def test_fused_batchnorm_without_scale_matches_keras(scale):
         layer.build(x.shape)
         layer.beta.assign(np.linspace(-1, 1, 4))
     np.testing.assert_allclose(ours(x, training=True), theirs(x, training=True), atol=1e-4)
+
+
+def test_training_examples_picture_takes_the_alternating_flip_without_translation(tmp_path):
+    """TensorBoard's picture of the first training batch (fmnist.train, before any step) with the alternating flip
+    and no crop: its first 32 images mirrored as the pipeline mirrors them in that epoch."""
+    from configs import smoke
+    from fmnist import metrics, train
+
+    c = smoke.get_config()
+    c.model, c.model_width, c.batch_size, c.precision = "fast_cnn", 8, 64, "float32"
+    c.augment_flip, c.augment_flip_alternate = True, True
+    exp = experiment.build(c, str(tmp_path))
+    train._start_images(exp, metrics.Summaries(str(tmp_path), enabled=True), 0)
+    assert list((tmp_path / "tensorboard" / "train").glob("events.out.tfevents.*"))
+    with pytest.raises(ValueError, match="flip_alternate needs `mirror`"):
+        augment.augment_batch(tf.zeros([2, 28, 28, 1], tf.uint8), augment.batch_seed(0, 0), crop_padding=0,
+                              flip=True, erasing=0.0, flip_alternate=True)
