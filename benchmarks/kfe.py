@@ -45,9 +45,19 @@ def measure(rounds: int, examples: int = TRAIN_EXAMPLES, data_dir: str = "", tim
     return {"kfe_s": min(epochs), "median_s": statistics.median(epochs), "epochs_s": epochs, "warmup_s": warmup}
 
 
-def in_kfe(workdir: Path, kfe_s: float) -> dict:
-    """A run's results.json figures with its training time (and time to target) in KFE."""
-    r = json.loads((workdir / "results.json").read_text())
+def read_results(workdir: Path) -> dict:
+    """A finished run's results.json; ValueError (one line) when it is missing, unreadable or not a run's."""
+    try:
+        results = json.loads((workdir / "results.json").read_text())
+        float(results["train_time_s"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{workdir / 'results.json'} is not a finished run's results ({type(e).__name__}: {e}); "
+                         "give folders of finished runs") from None
+    return results
+
+
+def in_kfe(workdir: Path, r: dict, kfe_s: float) -> dict:
+    """A run's results.json figures `r` with its training time (and time to target) in KFE."""
     row = {"workdir": str(workdir), "eval_accuracy": r.get("eval_accuracy"),
            "validation_accuracy": r.get("validation_accuracy"), "train_tflop": r.get("train_tflop"),
            "train_time_s": r["train_time_s"], "kfe": r["train_time_s"] / kfe_s}
@@ -76,13 +86,17 @@ def main(argv: list[str] | None = None) -> int:
     if missing := [str(w) for w in args.workdirs if not (w / "results.json").is_file()]:
         parser.error(f"no results.json in {', '.join(missing)}: give folders of finished runs")
     try:
+        results = [read_results(w) for w in args.workdirs]
+    except ValueError as e:
+        parser.error(str(e))
+    try:
         kfe = measure(args.rounds, args.examples, args.data_dir)
     except common.WorkerError as e:
         print(f"benchmarks.kfe: error: the Keras fit epoch failed: {e}", file=sys.stderr)
         return 1
     print(f"KFE = {kfe['kfe_s']:.2f} s (fastest of {', '.join(f'{s:.2f}' for s in kfe['epochs_s'])} s; "
           f"{TRAIN_EXAMPLES:,} examples, batch {BATCH}, float32)")
-    rows = [in_kfe(w, kfe["kfe_s"]) for w in args.workdirs]
+    rows = [in_kfe(w, r, kfe["kfe_s"]) for w, r in zip(args.workdirs, results, strict=True)]
     if rows:
         print("| workdir | test accuracy | TFLOP | training time | KFE | KFE to target |")
         print("| --- | --- | --- | --- | --- | --- |")

@@ -174,3 +174,8 @@ def test_kfe_usage_errors_are_one_line(tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(
         f"python -m benchmarks.kfe: error: no results.json in {tmp_path}: give folders of finished runs"), proc.stderr
+    (tmp_path / "results.json").write_text("{not json")
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.kfe", str(tmp_path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"{tmp_path / 'results.json'} is not a finished run's results (JSONDecodeError" in proc.stderr
