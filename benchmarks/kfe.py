@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import common
+from benchmarks import common, report
 from launch import Parser
 
 TRAIN_EXAMPLES = 60_000
@@ -66,10 +66,6 @@ def in_kfe(workdir: Path, r: dict, kfe_s: float) -> dict:
     return row
 
 
-def _fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m benchmarks.kfe", description=__doc__.splitlines()[0])
     parser.add_argument("workdirs", nargs="*", type=Path, help="Run folders with a results.json.")
@@ -98,12 +94,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{TRAIN_EXAMPLES:,} examples, batch {BATCH}, float32)")
     rows = [in_kfe(w, r, kfe["kfe_s"]) for w, r in zip(args.workdirs, results, strict=True)]
     if rows:
-        print("| workdir | test accuracy | TFLOP | training time | KFE | KFE to target |")
-        print("| --- | --- | --- | --- | --- | --- |")
-        for r in rows:
-            acc = None if r["eval_accuracy"] is None else 100 * r["eval_accuracy"]
-            print(f"| {r['workdir']} | {_fmt(acc, '.2f')}% | {_fmt(r['train_tflop'], '.2f')} | "
-                  f"{r['train_time_s']:.1f} s | {r['kfe']:.2f} | {_fmt(r.get('kfe_to_target'), '.2f')} |")
+        print("\n".join(report.table(
+            ["workdir", "test accuracy", "TFLOP", "training time", "KFE", "KFE to target"],
+            [[r["workdir"], "-" if r["eval_accuracy"] is None else f"{100 * r['eval_accuracy']:.2f}%",
+              report.num(r["train_tflop"], 2), f"{r['train_time_s']:.1f} s", f"{r['kfe']:.2f}",
+              report.num(r.get("kfe_to_target"), 2)] for r in rows])))
     if args.output:
         args.output.write_text(json.dumps({**kfe, "runs": rows}, indent=2) + "\n")
     return 0

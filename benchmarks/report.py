@@ -40,7 +40,7 @@ def ratios(contenders: dict) -> dict:
     return out
 
 
-def _num(value, digits: int = 0) -> str:
+def num(value, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
@@ -48,7 +48,7 @@ def _resolved(requested: str, resolved: str) -> str:
     return f"{resolved} (auto)" if requested == "auto" else resolved
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
@@ -63,25 +63,25 @@ def markdown(results: dict) -> str:
     peaks = results.get("peaks") or {}
     if peaks:
         lines += ["## Peak: square matmul through TensorFlow", ""]
-        lines += _table(["dtype", "size", "GFLOP/s (median)", "spread"], [
-            [d, str(p["size"]), _num(p["flops_per_sec"]["median"] / 1e9, 1), f"{p['flops_per_sec']['spread_pct']:.1f}%"]
+        lines += table(["dtype", "size", "GFLOP/s (median)", "spread"], [
+            [d, str(p["size"]), num(p["flops_per_sec"]["median"] / 1e9, 1), f"{p['flops_per_sec']['spread_pct']:.1f}%"]
             for d, p in peaks.items()]) + [""]
     cells = results.get("cells") or []
     ok = [c for c in cells if "error" not in c]
     if ok:
         lines += ["## Training step time", ""]
-        lines += _table(
+        lines += table(
             ["model", "batch", "precision", "XLA", "strategy", "replicas", "BatchNorm", "steps/loop", "step ms",
              "train ex/s",
              "spread", "eval ex/s", "pipeline ex/s", "pipeline / train", "train GFLOP/s", "% of peak"],
             [[c["model"], str(c["batch_size"]), _resolved(c["precision"], c["resolved_precision"]),
               _resolved(c["jit_compile"], "yes" if c["resolved_jit_compile"] else "no"),
               c["strategy"], str(c["num_replicas"]), c.get("batchnorm", "-"), str(c["steps_per_loop"]),
-              _num(c["step_time_ms"]["median"], 2),
-              _num(c["train_examples_per_sec"]["median"]), f"{c['train_examples_per_sec']['spread_pct']:.1f}%",
-              _num(c["eval_examples_per_sec"]["median"]), _num(c["pipeline_examples_per_sec"]["median"]),
-              _num(c["pipeline_over_train"], 1) + "x", _num(c["achieved_flops_per_sec"] / 1e9, 1),
-              _num(c["flop_utilisation_pct"], 1) + ("" if c["flop_utilisation_pct"] is None else "%")]
+              num(c["step_time_ms"]["median"], 2),
+              num(c["train_examples_per_sec"]["median"]), f"{c['train_examples_per_sec']['spread_pct']:.1f}%",
+              num(c["eval_examples_per_sec"]["median"]), num(c["pipeline_examples_per_sec"]["median"]),
+              num(c["pipeline_over_train"], 1) + "x", num(c["achieved_flops_per_sec"] / 1e9, 1),
+              num(c["flop_utilisation_pct"], 1) + ("" if c["flop_utilisation_pct"] is None else "%")]
              for c in ok]) + [""]
         c = ok[0]
         lines += [f"FLOPs per training example = 3 x forward ({c['model']}: {c['forward_flops_per_example']:,} "
@@ -98,9 +98,9 @@ def markdown(results: dict) -> str:
         rows = []
         for name, c in comparison["contenders"].items():
             rate = c.get("examples_per_sec")
-            rows.append([name, str(c.get("precision", "-")), _num(rate["median"]) if rate else "-",
+            rows.append([name, str(c.get("precision", "-")), num(rate["median"]) if rate else "-",
                          f"{rate['spread_pct']:.1f}%" if rate else c.get("error", "-").splitlines()[0]])
-        lines += _table(["contender", "precision", "ex/s (median)", "spread"], rows) + [""]
+        lines += table(["contender", "precision", "ex/s (median)", "spread"], rows) + [""]
         best = comparison["ratios"].get("torch_best")
         lines += [f"- {k}{f' ({best})' if k.endswith('torch_best') else ''}: {v:.2f}x"
                   for k, v in comparison["ratios"].items() if k != "torch_best"]
