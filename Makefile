@@ -15,6 +15,12 @@ DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 
 setup: $(VENV)/.installed data
 
+# The benchmarks' extra (PyTorch, the contenders' side): `make test` and `make bench` run its code; `make setup` (and
+# the container image it builds) leaves it out.
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -35,14 +41,13 @@ data: $(VENV)/.installed
 train: setup
 	$(BIN)/python -m fmnist.main --config=$(CONFIG) --workdir=$(WORKDIR) $(ARGS)
 
-test: setup
+test: setup $(VENV)/.bench-installed
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
-bench: setup
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+bench: setup $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.step_time --output=benchmarks/results $(ARGS)
 	$(BIN)/python -m benchmarks.step_time --output=benchmarks/results/flagship --models=resnet:16:2 \
 	  --batch_sizes=256 --precisions=auto --jit_compile=false --steps=78 --compare=false --peak_size=0

@@ -70,6 +70,14 @@ def keras_fit_chunk(args) -> tuple[Callable[[], None], dict]:
     return lambda: model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0), {"precision": "float32"}
 
 
+def torch_seed_cnn():
+    """The seed CNN in PyTorch, layer for layer as fmnist's `seed_cnn` (NCHW input)."""
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 5 * 5, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
 def torch_chunk(args) -> tuple[Callable[[], None], dict]:
     import numpy as np
     import torch
@@ -79,8 +87,7 @@ def torch_chunk(args) -> tuple[Callable[[], None], dict]:
     x = torch.from_numpy(data["images"]).permute(0, 3, 1, 2).float().div(255.0).contiguous()
     y = torch.from_numpy(data["labels"]).long()
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(),
-                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 5 * 5, 128), nn.ReLU(), nn.Linear(128, 10))
+    model = torch_seed_cnn()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     bf16 = args.kind == "torch_bf16"

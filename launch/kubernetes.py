@@ -5,11 +5,12 @@
   kubectl apply -f tfjob.yaml
 
 The manifest is JSON, which is valid YAML. The operator creates a pod and a headless service per worker and sets each
-pod's TF_CONFIG (`worker_tf_config` computes it); worker 0 is the chief. The workdir must be on a volume that every
-worker mounts (a ReadWriteMany PersistentVolumeClaim): the chief writes checkpoints and results there, and every
-worker resumes from the chief's checkpoints after a restart. The image needs fmnist installed with the repository
-root as its working directory (so `configs/...` resolves) and prepared data: the image docker/Dockerfile builds
-(launch/README.md), REGISTRY/fmnist:gpu or, with --gpus_per_worker=0, REGISTRY/fmnist:cpu, is the default.
+pod's TF_CONFIG (hosts `<name>-worker-<i>.<namespace>.svc:2222`); worker 0 is the chief. The workdir must be on a
+volume that every worker mounts (a ReadWriteMany PersistentVolumeClaim): the chief writes checkpoints and results
+there, and every worker resumes from the chief's checkpoints after a restart. The image needs fmnist installed with
+the repository root as its working directory (so `configs/...` resolves) and prepared data: the image
+docker/Dockerfile builds (launch/README.md), REGISTRY/fmnist:gpu or, with --gpus_per_worker=0, REGISTRY/fmnist:cpu,
+is the default.
 """
 
 from __future__ import annotations
@@ -40,12 +41,6 @@ def check_name(name: str, workers: int) -> None:
     if not _NAME.fullmatch(name) or len(longest) > 63:
         raise ValueError(f"--name={name!r} must be lowercase letters, digits and '-', start with a letter, and "
                          f"keep {longest!r} within 63 characters")
-
-
-def worker_tf_config(name: str, namespace: str, workers: int, index: int, port: int = DEFAULT_PORT) -> dict:
-    """The TF_CONFIG the operator gives worker `index` of TFJob `name` (its genClusterSpec and genTFConfigJSONStr)."""
-    hosts = [f"{name}-worker-{i}.{namespace}.svc:{port}" for i in range(workers)]
-    return {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}, "environment": "cloud"}
 
 
 def tfjob(*, name: str, image: str, workers: int, gpus_per_worker: int, config: str, workdir: str,

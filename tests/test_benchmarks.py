@@ -3,7 +3,6 @@ asserted (they depend on the machine and its load)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -15,7 +14,6 @@ from benchmarks import common, report
 from fmnist import host
 
 ROOT = Path(__file__).resolve().parents[1]
-HAS_TORCH = importlib.util.find_spec("torch") is not None
 TINY = ["--steps=3", "--repeats=2", "--warmup=1", "--batch_sizes=32", "--precisions=float32", "--jit_compile=false",
         "--strategies=default,mirrored:2", "--steps_per_loop=2", "--eval_steps=2", "--compare_examples=256",
         "--compare_rounds=2", "--contenders=fmnist,keras_fit,torch_float32,torch_bf16", "--peak_size=256",
@@ -50,15 +48,41 @@ def test_results_json(tiny_run):
     comparison = results["comparison"]
     # torch_bf16 runs only where bfloat16 is native: elsewhere it is emulated (minutes per round) and skipped.
     torch_kinds = {"torch_float32"} | ({"torch_bf16"} if host.native_bf16() else set())
-    expected = {"fmnist", "keras_fit"} | (torch_kinds if HAS_TORCH else set())
+    expected = {"fmnist", "keras_fit"} | torch_kinds  # PyTorch comes with the bench extra, which make test installs.
     assert {k for k, v in comparison["contenders"].items() if "examples_per_sec" in v} == expected
-    if HAS_TORCH and not host.native_bf16():
+    if not host.native_bf16():
         assert "no native bfloat16, so torch_bf16" in comparison["note"]
     assert all(len(v["seconds"]) == 2 for k, v in comparison["contenders"].items() if k in expected)
     assert comparison["ratios"]["fmnist / keras_fit"] > 0
-    if HAS_TORCH:
-        assert comparison["ratios"]["torch_best"] in ("torch_float32", "torch_bf16")
-        assert comparison["ratios"]["fmnist / torch_best"] > 0
+    assert comparison["ratios"]["torch_best"] in torch_kinds
+    assert comparison["ratios"]["fmnist / torch_best"] > 0
+
+
+def test_torch_contender_is_the_seed_cnn():
+    """The side-by-side is fair only if PyTorch trains the same network: same parameters per layer, and it learns."""
+    import numpy as np
+    import torch
+
+    from benchmarks import contenders
+    from fmnist import dataset, models
+
+    net = contenders.torch_seed_cnn()
+    keras_shapes = sorted(tuple(w.shape) for w in models.build("seed_cnn", dtype="float32").weights)
+    # Keras keeps kernels HWIO / (in, out), PyTorch OIHW / (out, in): compare sizes per tensor, and the total.
+    assert sorted(p.numel() for p in net.parameters()) == sorted(int(np.prod(s)) for s in keras_shapes)
+    train = dataset.load()[0]["train"]
+    x = torch.from_numpy(train.images[:2048].copy()).permute(0, 3, 1, 2).float().div(255.0)
+    y = torch.from_numpy(train.labels[:2048].copy()).long()
+    torch.manual_seed(0)
+    optimizer, loss_fn = torch.optim.Adam(net.parameters(), lr=1e-3), torch.nn.CrossEntropyLoss()
+    with torch.no_grad():
+        before = loss_fn(net(x), y).item()
+    for i in range(0, 2048, 128):
+        optimizer.zero_grad()
+        loss_fn(net(x[i:i + 128]), y[i:i + 128]).backward()
+        optimizer.step()
+    with torch.no_grad():
+        assert loss_fn(net(x), y).item() < 0.7 * before
 
 
 def test_markdown_and_console(tiny_run):

@@ -73,14 +73,6 @@ def test_tfjob_cli_bad_value_is_one_line():
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("launch.kubernetes: error: --workdir="), proc.stderr
 
 
-def test_operator_tf_config_per_worker_makes_fmnist_a_multi_worker_run():
-    hosts = [f"fm-worker-{i}.team.svc:2222" for i in range(3)]
-    for i in range(3):
-        cfg = kubernetes.worker_tf_config("fm", "team", 3, i)
-        assert cfg == {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}, "environment": "cloud"}
-        assert strategy.tf_config_workers({"TF_CONFIG": json.dumps(cfg)}) == (3, i)
-
-
 # Vertex AI
 
 def _vertex_args(*extra: str) -> list[str]:
