@@ -36,11 +36,6 @@ def forward_flops_per_example(model: keras.Model) -> int:
     return int(profile.total_float_ops)
 
 
-def train_flops_per_example(model: keras.Model) -> int:
-    """FLOPs of one example's training step: TRAIN_FLOPS_FACTOR x forward."""
-    return TRAIN_FLOPS_FACTOR * forward_flops_per_example(model)
-
-
 def forward_flops_or_none(model: keras.Model) -> int | None:
     """`forward_flops_per_example`, or None with a warning: the count uses TensorFlow's private profiler APIs, and a
     change there must not cost a run its results."""

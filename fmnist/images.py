@@ -102,14 +102,6 @@ def image_grid(images, captions: Sequence[str], scale: int = 3, columns: int = 0
     return _batch(grid)
 
 
-def to_uint8(normalized) -> np.ndarray:
-    """Inverse of `fmnist.input_pipeline.normalize`: standardised float images back to uint8 pixels."""
-    from fmnist.input_pipeline import MEAN, STD
-
-    x = (np.asarray(normalized, dtype=np.float32) * STD + MEAN) * 255.0
-    return np.clip(np.round(x), 0, 255).astype(np.uint8)
-
-
 def predict_classes(model, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """Class ids [N] that `model` (logits from normalised images) predicts for uint8 images [N,28,28,1]."""
     from fmnist.input_pipeline import normalize

@@ -93,6 +93,8 @@ def test_differently_compressed_files_prepare_the_same_dataset(tmp_path, monkeyp
 def test_no_local_files_and_no_network_says_how_to_get_data(tmp_path, monkeypatch):
     monkeypatch.delenv(dataset.ENV_DIR, raising=False)
     monkeypatch.setattr(dataset, "DEBIAN_DIR", str(tmp_path / "absent"))
+    # The download host made unreachable, as on this machine: on a networked host the probe would succeed.
+    monkeypatch.setattr(dataset, "DOWNLOAD_HOST", "download.invalid")
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
         dataset.prepare(str(tmp_path / "tfds"))
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from fmnist import images, models
 from fmnist.export import CLASS_NAMES
-from fmnist.input_pipeline import normalize
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +48,6 @@ def test_image_grid(test_images):
         images.image_grid(x[:3], ["a", "b"])
 
 
-def test_to_uint8_inverts_normalize(test_images):
-    x, _ = test_images
-    np.testing.assert_array_equal(images.to_uint8(normalize(x)), x)
-
-
 def test_misclassified_grid(test_images):
     x, _ = test_images
     model = models.build("seed_cnn")
@@ -78,17 +71,3 @@ def test_model_summary_text():
     assert images.model_summary_text(models.build("seed_cnn")) != text
     mixed = images.model_summary_text(models.build("bn_cnn", dtype="mixed_bfloat16", width=8, depth=1))
     assert "| mixed_bfloat16 |" in mixed and "| logits | Dense | (None, 10) | float32 |" in mixed
-
-
-def test_summaries_accept_them(tmp_path, test_images):
-    """What train.py writes: the tags come back from the event file."""
-    x, y = test_images
-    writer = tf.summary.create_file_writer(str(tmp_path))
-    with writer.as_default(step=3):
-        tf.summary.image("confusion_matrix", images.confusion_matrix_image(np.eye(10) * 100, CLASS_NAMES))
-        tf.summary.image("misclassified", images.image_grid(x[:4], [CLASS_NAMES[i] for i in y[:4]]))
-        tf.summary.text("model", images.model_summary_text(models.build("seed_cnn")))
-    writer.close()
-    tags = {value.tag for path in tmp_path.iterdir() for event in tf.compat.v1.train.summary_iterator(str(path))
-            for value in event.summary.value}
-    assert tags == {"confusion_matrix", "misclassified", "model"}

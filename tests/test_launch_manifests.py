@@ -11,7 +11,6 @@ import subprocess
 import pytest
 from conftest import ROOT, run_module
 
-from fmnist import strategy
 from launch import katib, kubernetes, search_space, vertex
 
 
@@ -121,14 +120,6 @@ def test_vertex_rejects_workdirs_replicas_cannot_share(workdir, message):
     with pytest.raises(ValueError, match=message):
         vertex.custom_job_spec(image="i", workers=2, machine_type="m", accelerator_type="", accelerator_count=0,
                                config="c", workdir=workdir)
-
-
-def test_vertex_tf_config_with_a_chief_task_counts_the_chief_as_worker_0():
-    """Vertex gives pool 0 task type `chief` and pool 1 type `worker`: fmnist must see N workers, chief first."""
-    cluster = {"chief": ["workerpool0-0:2222"], "worker": [f"workerpool1-{i}:2222" for i in range(3)]}
-    seen = [strategy.tf_config_workers({"TF_CONFIG": json.dumps({"cluster": cluster, "task": task})})
-            for task in [{"type": "chief", "index": 0}] + [{"type": "worker", "index": i} for i in range(3)]]
-    assert seen == [(4, 0), (4, 1), (4, 2), (4, 3)]
 
 
 # Cloud TPU VM

@@ -24,6 +24,7 @@ def test_each_model_trains_real_steps(tmp_path, name):
         losses.append(sums["loss"] / sums["count"])
     assert np.isfinite(losses).all() and losses[1] < losses[0] < 2.5, losses
     stats = [w for w in exp.model.non_trainable_weights if "moving_variance" in w.path]
+    assert bool(stats) == (name != "seed_cnn")  # Every model but the seed's has BatchNorm.
     assert all(not np.allclose(s.numpy(), 1.0) for s in stats)  # BatchNorm statistics were updated.
 
 

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from configs import airbench
-from fmnist import augment, experiment, initializers, input_pipeline, optimizer, tta, whitening
+from fmnist import augment, experiment, images, initializers, input_pipeline, optimizer, tta, whitening
 from fmnist.dataset import Split
 
 
@@ -150,8 +150,20 @@ def test_training_examples_picture_takes_the_alternating_flip_without_translatio
     c.model, c.model_width, c.batch_size, c.precision = "fast_cnn", 8, 64, "float32"
     c.augment_flip, c.augment_flip_alternate = True, True
     exp = experiment.build(c, str(tmp_path))
-    train._start_images(exp, metrics.Summaries(str(tmp_path), enabled=True), 0)
-    assert list((tmp_path / "tensorboard" / "train").glob("events.out.tfevents.*"))
+    summaries = metrics.Summaries(str(tmp_path), enabled=True)
+    train._start_images(exp, summaries, 0)
+    summaries.flush()
+    pictures = [tf.image.decode_png(tf.make_ndarray(v.tensor)[2]).numpy()
+                for path in (tmp_path / "tensorboard" / "train").glob("events.out.tfevents.*")
+                for event in tf.compat.v1.train.summary_iterator(str(path))
+                for v in event.summary.value if v.tag == "training_examples"]
+    x, y = exp.splits["train"].images[:32], exp.splits["train"].labels[:32]
+    mirror = augment.alternate_mirror(c.seed, tf.range(32), 0).numpy()
+    assert 0 < mirror.sum() < 32
+    expected = images.image_grid(np.where(mirror[:, None, None, None], x[:, :, ::-1], x),
+                                 [exp.class_names[i] for i in y], columns=8)
+    assert len(pictures) == 1
+    np.testing.assert_array_equal(pictures[0], expected[0])
     with pytest.raises(ValueError, match="flip_alternate needs `mirror`"):
         augment.augment_batch(tf.zeros([2, 28, 28, 1], tf.uint8), augment.batch_seed(0, 0), crop_padding=0,
                               flip=True, erasing=0.0, flip_alternate=True)
