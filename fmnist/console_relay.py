@@ -13,7 +13,8 @@ Python's logging. Dropped (`NOISE`), because TensorFlow 2.21 and LiteRT print th
 - absl's "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR";
 - TensorFlow's INFO "oneDNN custom operations are on. ..." (port.cc) and cudart_stub's INFO "Could not find cuda
   drivers on your machine, GPU will not be used." (tensorflow/tensorflow#100442), each once per TensorFlow library;
-- LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", printed when a model is first allocated;
+- LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", printed when a model is first allocated, and
+  the TFLite converter's "fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, ..." (int8 export);
 - the ERROR "failed call to cuInit" (cuda_platform.cc), only after cudart_stub said in this same stream that no CUDA
   driver is installed: on such a host it repeats that line. With a driver installed (a GPU host) it is shown.
 """
@@ -43,6 +44,7 @@ NOISE = (
     _cpp("I", "port.cc", "oneDNN custom operations are on."),
     NO_CUDA_DRIVER,
     re.compile(rb"INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"),
+    re.compile(rb"fully_quantize: \d+, inference_type: \d+, input_inference_type: \w+, output_inference_type: \w+$"),
 )
 CUINIT_FAILED = _cpp("E", "cuda_platform.cc", "failed call to cuInit: ")
 # A partial line (a prompt) is forwarded as it is after this long without more; a line redrawn with \r (a progress

@@ -32,7 +32,8 @@ FMNIST_MESSAGES = [re.compile(p) for p in (
 CPP_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \w+\.cc:\d+\] ")
 
 
-# What TensorFlow 2.21 printed while loading on this CPU-only host (TF_CPP_MIN_LOG_LEVEL=2; absl's and tsl's formats).
+# What TensorFlow 2.21 printed while loading on this CPU-only host (TF_CPP_MIN_LOG_LEVEL=2; absl's and tsl's formats),
+# then LiteRT's first allocation and the int8 converter.
 LOAD_NOISE = """WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
 I0000 00:00:1796544266.652316    7101 port.cc:153] oneDNN custom operations are on. You may see slightly different \
 numerical results due to floating-point round-off errors from different computation orders. To turn them off, set the \
@@ -44,6 +45,7 @@ to cuInit: UNKNOWN ERROR (303)
 2025-09-17 14:44:05.157831: I external/local_xla/xla/tsl/cuda/cudart_stub.cc:32] Could not find cuda drivers on \
 your machine, GPU will not be used.
 INFO: Created TensorFlow Lite XNNPACK delegate for CPU.
+fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, output_inference_type: FLOAT32
 """
 # What TensorFlow's cpu_feature_guard prints before it aborts on a CPU without the instructions it was built for.
 FATAL = ("F0000 00:00:1796544248.453354    6832 cpu_feature_guard.cc:213] The TensorFlow library was compiled to use "
@@ -123,6 +125,20 @@ def test_other_threads_lines_are_shown_while_tensorflow_loads(tmp_path):
         first = None
     proc.communicate("go\n", timeout=60)
     assert first == "a line from another thread\n"
+
+
+def test_ctrl_c_to_the_process_group_leaves_the_relay_to_show_the_last_lines(tmp_path):
+    env = _stand_in_tensorflow(tmp_path, """
+        signal.signal(signal.SIGINT, lambda *_: (os.write(2, b"fmnist: stopped: SIGINT\\n"), os._exit(130)))
+        os.write(2, b"loading\\n")
+        while True:
+            signal.pause()""")
+    proc = subprocess.Popen(_main_command(tmp_path), cwd=ROOT, env=env, text=True, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    assert proc.stderr.readline() == "loading\n"  # Forwarded by the relay, which ignores SIGINT by then.
+    os.killpg(proc.pid, signal.SIGINT)  # As a terminal's Ctrl-C: to every process of the group, the relay too.
+    assert proc.stderr.read() == "fmnist: stopped: SIGINT\n"
+    assert proc.wait(timeout=60) == 130
 
 
 def test_probing_for_tensorflow_before_importing_it_keeps_the_filter(tmp_path):
