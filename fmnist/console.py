@@ -8,10 +8,11 @@ and shown again by `--verbosity>=1` or `--alsologtostderr` (absl's "log everythi
   sets it (then it wins). 2, not 3: 3 would hide the C++ ERROR lines too (NCCL and collective failures, cuInit on a
   GPU host), and 2 is the rule that `OwnRecords` applies to Python's records.
 - The few lines TensorFlow and LiteRT print whatever that variable says (tensorflow/tensorflow#100442: absl's notice
-  before its logging starts, the oneDNN and "Could not find cuda drivers" notices, LiteRT's XNNPACK notice): file
-  descriptor 2 goes through a pipe to a relay process (fmnist.console_relay, which lists them) that forwards every
-  other line as soon as it is written. A process rather than a thread, so that a crash while TensorFlow loads
-  (SIGABRT, SIGILL) still shows its last lines: the relay reads the pipe to its end after the command dies.
+  before its logging starts, the oneDNN and "Could not find cuda drivers" notices, LiteRT's XNNPACK notice), and the
+  cuInit error on a host without a CUDA driver: file descriptor 2 goes through a pipe to a relay process
+  (fmnist.console_relay, which lists them) that forwards every other line as soon as it is written. A process rather
+  than a thread, so that a crash while TensorFlow loads (SIGABRT, SIGILL) still shows its last lines: the relay reads
+  the pipe to its end after the command dies.
 - Other libraries' Python log records below ERROR (TensorFlow's and TFDS's INFO lines, Keras and TensorFlow
   warnings), and Python warnings (routed into logging with `logging.captureWarnings`, so `-W error` still raises).
   absl's `--logger_levels=NAME:LEVEL` shows one logger's records again (e.g. `tensorflow:INFO`).
@@ -100,19 +101,23 @@ def start_relay() -> None:
     """Sends file descriptor 2 through fmnist.console_relay from now on (once per process). Where the relay cannot
     start, stderr stays as it is: the noise then shows, nothing is lost."""
     global _relay
-    if _relay is not None:
+    if _relay is not None or sys.stderr is None:
         return
     sys.stderr.flush()
+    try:
+        console = os.dup(2)
+    except OSError:  # No stderr at all.
+        return
     read_end, write_end = os.pipe()
     try:
         _relay = subprocess.Popen([sys.executable, "-I", "-S", str(RELAY)], stdin=read_end,
                                   stdout=subprocess.DEVNULL)  # Its stderr: this process's, as it is now.
     except OSError:
         os.close(write_end)
+        os.close(console)
         return
     finally:
         os.close(read_end)
-    console = os.dup(2)
     os.dup2(write_end, 2)
     os.close(write_end)
     atexit.register(_stop_relay, console)
