@@ -123,7 +123,9 @@ def test_other_threads_lines_are_shown_while_tensorflow_loads(tmp_path):
         first = lines.get(timeout=60)  # Held back until the import ends, it never comes: the import waits for it.
     except queue.Empty:
         first = None
-    proc.communicate("go\n", timeout=60)
+    proc.stdin.write("go\n")
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0
     assert first == "a line from another thread\n"
 
 
