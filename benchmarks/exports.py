@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from fmnist import runtimes
+from fmnist import console, runtimes
 from fmnist.errors import UserError, exit_on_user_error
 
 _TEST_DATA = flags.DEFINE_string("test_data", None, "An .npz with images uint8 [N,28,28,1] and labels [N]; default "
@@ -101,6 +101,7 @@ def runtime_name(path: str) -> str:
 def main(argv: list[str]) -> None:
     if len(argv) < 2:
         raise app.UsageError("give at least one model: a .tflite or .onnx file, or a SavedModel")
+    console.configure()  # Only fmnist's lines unless --verbosity>=1 (LiteRT's notice, TensorFlow's and TFDS's).
     images, labels = load_test_data(_TEST_DATA.value)
     records = [measure(path, images, labels) for path in argv[1:]]
     if _JSON.value:

@@ -1,52 +1,51 @@
-"""What fmnist's commands print: by default only fmnist's own lines; absl's `--verbosity=1` (`-v 1`) or
-`--alsologtostderr` shows everything else too.
+"""What fmnist's commands print: by default only fmnist's own lines, and every line a user must see; absl's
+`--verbosity=1` (`-v 1`) or `--alsologtostderr` shows everything else too.
 
 Quiet (the default), a command's stderr holds fmnist's absl log lines (runtime, progress with ETA, evaluations,
-result), its warnings, and its one-line errors. Hidden, and shown again by `--verbosity>=1` or `--alsologtostderr`
-(absl's "log everything to stderr as well"):
-- TensorFlow's C++ log lines (oneDNN and CUDA notices, the cuInit error on hosts without a GPU): TF_CPP_MIN_LOG_LEVEL
-  3, or 0 when verbose, unless the environment already sets it (then it wins). TensorFlow 2.21 prints a few lines
-  while it loads (cudart_stub's "Could not find cuda drivers", absl's "All log messages before absl::InitializeLog()")
-  whatever that variable says (tensorflow/tensorflow#100442): a one-shot import hook holds back file descriptor 2
-  while TensorFlow loads and passes on only the C++ log lines at or above TF_CPP_MIN_LOG_LEVEL, and every other line.
+result), its warnings and its one-line errors, and any library's ERROR and FATAL lines, Python's or C++'s. Hidden,
+and shown again by `--verbosity>=1` or `--alsologtostderr` (absl's "log everything to stderr as well"):
+- TensorFlow's C++ INFO and WARNING lines: TF_CPP_MIN_LOG_LEVEL 2 (0 when verbose), unless the environment already
+  sets it (then it wins). 2, not 3: 3 would hide the C++ ERROR lines too (NCCL and collective failures, cuInit on a
+  GPU host), and 2 is the rule that `OwnRecords` applies to Python's records.
+- The few lines TensorFlow and LiteRT print whatever that variable says (tensorflow/tensorflow#100442: absl's notice
+  before its logging starts, the oneDNN and "Could not find cuda drivers" notices, LiteRT's XNNPACK notice), and the
+  cuInit error on a host without a CUDA driver: file descriptor 2 goes through a pipe to a relay process
+  (fmnist.console_relay, which lists them) that forwards every other line as soon as it is written. A process rather
+  than a thread, so that a crash while TensorFlow loads (SIGABRT, SIGILL) still shows its last lines: the relay reads
+  the pipe to its end after the command dies.
 - Other libraries' Python log records below ERROR (TensorFlow's and TFDS's INFO lines, Keras and TensorFlow
   warnings), and Python warnings (routed into logging with `logging.captureWarnings`, so `-W error` still raises).
   absl's `--logger_levels=NAME:LEVEL` shows one logger's records again (e.g. `tensorflow:INFO`).
 
-`configure()` reads absl's parsed flags, so commands call it first thing in `main()` (after app.run has parsed the
-flags), before anything imports TensorFlow; TensorFlow is still imported lazily, where a command first needs it.
+`configure()` reads absl's parsed flags, so the entry points (and only they: libraries leave fd 2 alone) call it
+first thing in `main()`, after app.run has parsed the flags and before anything imports TensorFlow, which is still
+imported lazily, where a command first needs it. At exit the command puts its stderr back and waits for the relay to
+forward the rest.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import logging
 import os
-import re
+import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from types import ModuleType
 
 from absl import flags
 from absl import logging as absl_logging
 
 TF_LEVEL_VAR = "TF_CPP_MIN_LOG_LEVEL"
-QUIET_TF_LEVEL, VERBOSE_TF_LEVEL = "3", "0"
+QUIET_TF_LEVEL, VERBOSE_TF_LEVEL = "2", "0"
+RELAY = Path(__file__).with_name("console_relay.py")
+# At exit, how long to wait for the relay to forward what is left (it waits for every writer of the pipe: a
+# subprocess that outlives the command keeps it alive, then it goes on without being waited for).
+RELAY_DRAIN_S = 5.0
 # The repository's packages: log records from files under these folders are fmnist's own lines.
 _ROOT = Path(__file__).resolve().parents[1]
 OWN_PACKAGES = tuple(str(_ROOT / name) + os.sep for name in ("fmnist", "launch", "benchmarks", "configs"))
-# A C++ log line of TensorFlow (absl or tsl format: "I0000 00:00:1796.. 123 port.cc:153] ..." or
-# "2025-09-17 14:44:05.157831: I external/...") and absl's one-off notice before its logging is initialised.
-_CPP_LINE = re.compile(rb"^(?:([IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w./-]+:\d+\]|"
-                       rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: ([IWEF]) [\w./-]+:\d+\])")
-_ABSL_PREINIT = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
-_SEVERITY = {b"I": 0, b"W": 1, b"E": 2, b"F": 3}
 
 
 @lru_cache(maxsize=512)
@@ -91,89 +90,44 @@ def configure(verbose: bool | None = None, environ: dict | None = None) -> bool:
     logging.captureWarnings(not verbose)
     if not verbose:
         handler.addFilter(_FILTER)
-    install_import_filter()
+        start_relay()
     return verbose
 
 
-def tf_min_level(environ: dict | None = None) -> int:
-    value = (os.environ if environ is None else environ).get(TF_LEVEL_VAR, "0").strip()
-    return int(value) if value.isdigit() else 0
+_relay: subprocess.Popen | None = None
 
 
-def filter_cpp_lines(data: bytes, min_level: int) -> bytes:
-    """Drops TensorFlow's C++ log lines below `min_level` (0 INFO .. 3 FATAL); keeps every other line."""
-    kept = []
-    for line in data.splitlines(keepends=True):
-        if line.rstrip(b"\r\n") == _ABSL_PREINIT:
-            if min_level == 0:
-                kept.append(line)
-            continue
-        m = _CPP_LINE.match(line)
-        if m and _SEVERITY[m.group(1) or m.group(2)] < min_level:
-            continue
-        kept.append(line)
-    return b"".join(kept)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-@contextlib.contextmanager
-def filtered_stderr_fd(min_level: int) -> Iterator[None]:
-    """Holds back what is written to file descriptor 2 (C++ included) inside the block, then writes it out without
-    the C++ log lines below `min_level`. Everything is written out, unfiltered, if the block raises."""
-    if min_level == 0:
-        yield
+def start_relay() -> None:
+    """Sends file descriptor 2 through fmnist.console_relay from now on (once per process). Where the relay cannot
+    start, stderr stays as it is: the noise then shows, nothing is lost."""
+    global _relay
+    if _relay is not None or sys.stderr is None:
         return
     sys.stderr.flush()
-    saved = os.dup(2)
-    failed = True
     try:
-        with tempfile.TemporaryFile() as held:
-            os.dup2(held.fileno(), 2)
-            try:
-                yield
-                failed = False
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                held.seek(0)
-                data = held.read()
-                _write_all(2, data if failed else filter_cpp_lines(data, min_level))
+        console = os.dup(2)
+    except OSError:  # No stderr at all.
+        return
+    read_end, write_end = os.pipe()
+    try:
+        _relay = subprocess.Popen([sys.executable, "-I", "-S", str(RELAY)], stdin=read_end,
+                                  stdout=subprocess.DEVNULL)  # Its stderr: this process's, as it is now.
+    except OSError:
+        os.close(write_end)
+        os.close(console)
+        return
     finally:
-        os.close(saved)
+        os.close(read_end)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    atexit.register(_stop_relay, console)
 
 
-class FilteredTensorFlowLoad(importlib.abc.MetaPathFinder):
-    """A one-shot import hook: finds `tensorflow` with the other finders and runs its loading inside
-    `filtered_stderr_fd`, so TensorFlow stays imported lazily, wherever a command first needs it."""
-
-    def find_spec(self, fullname: str, path=None, target=None) -> importlib.machinery.ModuleSpec | None:
-        if fullname != "tensorflow":
-            return None
-        uninstall_import_filter()
-        spec = importlib.util.find_spec(fullname)
-        if spec is None or spec.loader is None:
-            return spec
-        loader, exec_module = spec.loader, spec.loader.exec_module
-
-        def filtered_exec_module(module: ModuleType) -> None:
-            del loader.exec_module  # This loader object serves this one import; put its own method back.
-            with filtered_stderr_fd(tf_min_level()):
-                exec_module(module)
-
-        loader.exec_module = filtered_exec_module
-        return spec
-
-
-def install_import_filter() -> None:
-    """Filters TensorFlow's load-time lines when it is imported next (nothing to do once it is imported)."""
-    if "tensorflow" not in sys.modules and not any(isinstance(f, FilteredTensorFlowLoad) for f in sys.meta_path):
-        sys.meta_path.insert(0, FilteredTensorFlowLoad())
-
-
-def uninstall_import_filter() -> None:
-    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, FilteredTensorFlowLoad)]
+def _stop_relay(console: int) -> None:
+    """Puts stderr back (what is written after this goes straight to it) and waits for the relay to finish."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+    os.dup2(console, 2)  # Closes this process's end of the pipe: the relay reads to its end, then exits.
+    os.close(console)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        _relay.wait(RELAY_DRAIN_S)

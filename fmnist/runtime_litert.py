@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -49,28 +45,8 @@ class LiteRTClassifier:
             return np.zeros((0, NUM_CLASSES), np.float32)
         if len(images) != self._batch:
             self._interpreter.resize_tensor_input(self._input["index"], list(images.shape))
-            with _without_delegate_notice():
-                self._interpreter.allocate_tensors()
+            self._interpreter.allocate_tensors()  # Its XNNPACK notice: fmnist.console_relay drops it.
             self._batch = len(images)
         self._interpreter.set_tensor(self._input["index"], images)
         self._interpreter.invoke()
         return self._interpreter.get_tensor(self._output["index"]).copy()
-
-
-@contextlib.contextmanager
-def _without_delegate_notice():
-    """Drops LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." line (printed by its C++ logger on
-    the first allocation, whatever TF_CPP_MIN_LOG_LEVEL says) from stderr; other lines pass through."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
-            sys.stderr.write("".join(line for line in lines if not line.startswith("INFO: Created TensorFlow Lite")))
-            sys.stderr.flush()
