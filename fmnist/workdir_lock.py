@@ -240,8 +240,8 @@ class WorkdirLock:
         lease, text = self._read()
         if lease is not None and lease["token"] == self.token:
             return True
-        self.taken_by = holder(lease) if lease else "nobody (the lease file was removed)" if text is None else \
-            f"whoever wrote {text[:60]!r}"
+        self.taken_by = holder(lease) if lease else "whoever removed its lease file" if text is None else \
+            f"whoever wrote {text[:60]!r} into its lease file"
         return False
 
     def _renew_loop(self) -> None:

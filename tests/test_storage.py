@@ -99,6 +99,12 @@ def test_on_an_object_store_the_lease_is_read_back_after_settling_and_at_loop_bo
     lock.release()
     assert json.loads(storage.read_text(f"{root}/.lock"))["token"] == "theirs"
 
+    tf.io.gfile.remove(f"{root}/.lock")
+    lock.acquire()
+    tf.io.gfile.remove(f"{root}/.lock")
+    assert lock.lost() == "whoever removed its lease file"
+    lock.release()
+
 
 def _record_error(fn, errors: list) -> None:
     try:
