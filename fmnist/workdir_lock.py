@@ -10,9 +10,10 @@ hostNetwork share a host name but not a PID namespace: there only the renewal ti
 the new run with one line naming the holder's pid and host.
 
 What the lease guarantees:
-- Local filesystems (and NFS): the lease is created with O_CREAT|O_EXCL, so of runs that start together exactly one
-  gets it. A stale lease is first renamed aside and compared with the one judged stale, so runs taking over the same
-  stale lease cannot both win either.
+- Local paths: the lease is created with O_CREAT|O_EXCL, so of runs that start together exactly one gets it. A
+  stale lease is first renamed aside and compared with the one judged stale, so runs taking over the same stale lease
+  cannot both win either. This holds where O_EXCL is atomic: local filesystems, and NFS v3 or later (open(2)); a
+  FUSE mount of an object store gives what its O_EXCL gives.
 - Object stores (gs://, s3://, ... through tf.io.gfile): gfile offers no create-if-absent, so a run writes its
   lease, waits `SETTLE_S`, and reads it back. Of runs that start together exactly one keeps it, provided each one's
   read and write of the lease take less than `SETTLE_S` and the store reads its own writes (GCS does). A slower
