@@ -30,6 +30,12 @@ class TrainingError(UserError):
     exit_code = 3
 
 
+class LeaseLost(UserError):
+    """Another run took the workdir over: every worker stopped at one loop boundary, writing nothing more (code 4)."""
+
+    exit_code = 4
+
+
 class Interrupted(UserError):
     """Stopped by SIGTERM/SIGINT after saving a checkpoint: exit code 143, like a plain SIGTERM."""
 

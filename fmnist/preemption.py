@@ -8,6 +8,9 @@ Exactly one mechanism owns SIGTERM in each run:
   Google-internal TPUs: the runtime's preemption notice) or nothing (GCE CPU and TPU VMs), `StopRequest` handles
   the signals as in the single-process strategies.
 - `default`, `one_device`, `mirrored`: `StopRequest` alone.
+
+The same loop boundaries stop a run whose chief found the workdir lease taken by another run (fmnist.workdir_lock):
+the chief's finding reaches every worker in the same small collective, so all stop at one step, saving nothing.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from pathlib import Path
 import tensorflow as tf
 
 from fmnist.checkpoint import Checkpoints
-from fmnist.errors import Interrupted
+from fmnist.errors import Interrupted, LeaseLost
 from fmnist.strategy import Runtime
+from fmnist.workdir_lock import WorkdirLock
 
 HANDLER_STRATEGIES = ("multi_worker", "tpu")
 SignalHandler = Callable[[int, object], None]
@@ -30,9 +34,18 @@ def stopped_message(cause: str, step: int, directory: Path) -> str:
     return f"{cause} at step {step}; checkpoint saved in {directory}; re-run the same command to resume"
 
 
+def any_worker(runtime: Runtime, *flags: bool) -> list[bool]:
+    """Each flag ORed over all workers (one small collective when there are several, which all must call)."""
+    if runtime.num_workers == 1:
+        return list(flags)
+    local = tf.constant([float(f) for f in flags])
+    summed = runtime.strategy.reduce(tf.distribute.ReduceOp.SUM, runtime.strategy.run(lambda: local), axis=None)
+    return [bool(v > 0) for v in summed.numpy()]
+
+
 class StopRequest:
     """Records SIGTERM/SIGINT. With `forward` (the preemption handler's own SIGTERM handler) it passes the first
-    signal on as SIGTERM and leaves the stop to that handler; otherwise workers agree on it through `agreed`."""
+    signal on as SIGTERM and leaves the stop to that handler; otherwise workers agree on it through `any_worker`."""
 
     def __init__(self, forward: SignalHandler | None = None) -> None:
         self.signal_name: str | None = None
@@ -55,20 +68,13 @@ class StopRequest:
         if self.forward is not None:
             self.forward(signal.SIGTERM, frame)
 
-    def agreed(self, strategy: tf.distribute.Strategy, num_workers: int) -> bool:
-        """True when any worker was signalled (a small collective when there are several workers)."""
-        local = 1.0 if self.signal_name else 0.0
-        if num_workers == 1:
-            return bool(local)
-        flag = strategy.run(lambda: tf.constant(local))
-        return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, flag, axis=None).numpy() > 0)
-
 
 class Preemption:
-    """The stop path of one run: `start` after restoring, `check` at every inner-loop boundary, `close` at the end."""
+    """The stop path of one run: `start` after restoring, `check` at every inner-loop boundary, `check_lease` before
+    the final writes, `close` at the end. `lease`: the workdir lease (held by the chief alone)."""
 
-    def __init__(self, runtime: Runtime, checkpoints: Checkpoints) -> None:
-        self.runtime, self.checkpoints = runtime, checkpoints
+    def __init__(self, runtime: Runtime, checkpoints: Checkpoints, lease: WorkdirLock | None = None) -> None:
+        self.runtime, self.checkpoints, self.lease = runtime, checkpoints, lease
         self.handler: tf.distribute.experimental.PreemptionCheckpointHandler | None = None
         self.stop_request = StopRequest()
         self._original_sigterm = None
@@ -98,15 +104,33 @@ class Preemption:
                                           self.checkpoints.directory))
 
     def check(self, step: int) -> None:
-        """At an inner-loop boundary: saves a checkpoint and raises Interrupted when the run must stop now."""
+        """At an inner-loop boundary: raises LeaseLost (saving nothing) when the chief lost the workdir lease; saves
+        a checkpoint and raises Interrupted when the run must stop now."""
         self._step = step
+        stop = self._agree(step, self.stop_request.forward is None and self.stop_request.signal_name is not None)
         if self.handler is not None:
             self.handler.save_checkpoint_if_preempted(checkpoint_number=step)
-        if self.stop_request.forward is None and self.stop_request.agreed(self.runtime.strategy,
-                                                                          self.runtime.num_workers):
+        if stop:
             self.checkpoints.save(step)
             raise Interrupted(stopped_message(self.stop_request.signal_name or "a peer worker", step,
                                               self.checkpoints.directory))
+
+    def check_lease(self, step: int) -> None:
+        """Raises LeaseLost when the chief lost the workdir lease (on every worker: all must call it)."""
+        self._agree(step, False)
+
+    def _agree(self, step: int, signalled: bool) -> bool:
+        """Raises LeaseLost if the chief lost the lease; otherwise whether any worker was signalled."""
+        taken_by = self.lease.lost() if self.lease is not None else None
+        lost, stop = any_worker(self.runtime, taken_by is not None, signalled)
+        if lost:
+            workdir = self.lease.workdir if self.lease is not None else "the workdir"
+            raise LeaseLost(f"workdir {workdir} was taken over by {taken_by} at step {step}: this run stopped there "
+                            "and wrote nothing more; let that run finish, or stop it and re-run this command"
+                            if taken_by else
+                            f"workdir {workdir} was taken over by another run (the chief found its lease taken) at "
+                            f"step {step}: this worker stopped there with the chief")
+        return stop
 
     def close(self) -> None:
         self.stop_request.uninstall()

@@ -215,7 +215,9 @@ def _loop(exp, summaries: Summaries, preemption: Preemption, p: Progress, iterat
     c, plan = exp.config, exp.plan
     while p.step < plan.total_steps:
         profiler.update(p.step)
-        preemption.check(p.step)  # Saves and raises Interrupted on SIGTERM/SIGINT or a preemption notice.
+        # Raises LeaseLost (writing nothing) once another run holds the workdir; saves and raises Interrupted on
+        # SIGTERM/SIGINT or a preemption notice.
+        preemption.check(p.step)
         stop = plan.next_stop(p.step)
         sums = _train_one_loop(exp, iterator, p, stop)
         if not _healthy(exp, sums, stop - p.step):
@@ -269,7 +271,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     lock = WorkdirLock(exp.workdir)
     if rt.is_chief:
         lock.acquire()
-    preemption = Preemption(rt, exp.checkpoints)
+    preemption = Preemption(rt, exp.checkpoints, lease=lock)
     summaries = None
     try:
         logging.info("Runtime: %s, precision %s, jit_compile %s", rt.describe(), exp.precision, exp.jit_compile)
@@ -295,6 +297,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
         run_training(exp, summaries, preemption, p)
         if not p.results:  # Nothing left to train (a finished run re-run): evaluate the restored weights.
             p.results = run_evals(exp, summaries, p.step)
+        preemption.check_lease(p.step)  # The last loop boundary: results.json only from the lease's holder.
         out = _results(exp, p, start_step, resumed, time.time() - wall_start, forward_flops)
         if exp.ema is not None and config.evaluate_test:  # The plain weights' figure beside the averaged one.
             out["eval_accuracy_without_ema"] = exp.evaluate("test")["accuracy"]
@@ -308,7 +311,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
         return out
     finally:
         preemption.close()
-        if summaries is not None:
+        if summaries is not None and lock.taken_by is None:  # A run that lost its workdir writes nothing more.
             summaries.flush()
         exp.checkpoints.close()
         lock.release()

@@ -14,9 +14,9 @@ the launcher's own lines start with `[launch] ` and include every worker's pid.
 Exit code: 0 only if every worker exits 0. When a worker exits non-zero or dies, the others get SIGTERM at once and
 SIGKILL --timeout_after_failure seconds later (default 30), so the launcher exits within that bound (plus about a
 second) with the failed worker's code (128+N for signal N). A worker that exits with fmnist's stop code 143 (it
-saved a checkpoint after a signal, and its peers stop at the same step) is not a failure to stop the others for:
-they get no SIGTERM, only the SIGKILL after the same bound if still running. SIGINT/SIGTERM to the launcher are
-forwarded to the workers, under the same bound; a second signal kills them at once.
+saved a checkpoint after a signal) or 4 (another run took the workdir over), whose peers stop at the same step, is
+not a failure to stop the others for: they get no SIGTERM, only the SIGKILL after the same bound if still running.
+SIGINT/SIGTERM to the launcher are forwarded to the workers, under the same bound; a second signal kills them at once.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ DEFAULT_GRACE_S = 30.0
 POLL_S = 0.1
 READER_JOIN_S = 1.0
 STOPPED = 143  # fmnist.errors.Interrupted.exit_code: stopped cleanly at a step all workers agreed on.
+LEASE_LOST = 4  # fmnist.errors.LeaseLost.exit_code: another run took the workdir; all workers stop at one step.
 LOWEST_PORT = 15000
 
 
@@ -209,7 +210,7 @@ class Launcher:
                 elif failed:
                     index, rc = failed[0]
                     code, kill_at = exit_code(rc), time.monotonic() + self.grace_s
-                    if any(c is None for c in codes) and rc == STOPPED:
+                    if any(c is None for c in codes) and rc in (STOPPED, LEASE_LOST):
                         self.say(f"worker {index} stopped (exit code {rc}); waiting for the other workers to stop at "
                                  f"the same step (SIGKILL after {self.grace_s:g} s)")
                     elif any(c is None for c in codes):

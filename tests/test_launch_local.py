@@ -238,6 +238,31 @@ def test_sigterm_to_one_worker_checkpoints_every_worker_and_relaunch_resumes(tmp
     assert (r["start_step"], r["steps"]) == (step, step + 20)
 
 
+def test_a_chief_that_loses_the_workdir_lease_stops_every_worker_at_one_step(tmp_path):
+    """Only the chief holds the lease. When another run takes it, the chief's finding reaches every worker at the same
+    loop boundary (a worker left alone would hang in the next collective): all stop there, writing nothing more."""
+    from fmnist.workdir_lock import pid_space
+
+    workdir = tmp_path / "run"
+    run = Running(launcher_cmd(workdir, *PREEMPT_ARGS[:-1]))
+    run.wait_for(r"^\[worker 1\] .*\] step \d+/3000", timeout=120)
+    theirs = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": "another run", **pid_space(),
+                         "renewed": time.time(), "expiry_s": 60.0}) + "\n"
+    (workdir / ".lock.new").write_text(theirs)
+    os.replace(workdir / ".lock.new", workdir / ".lock")  # As another run taking the lease over would.
+    code = run.finish(timeout=GRACE_S + 60)
+    out = run.output
+    assert code == 4, out[-4000:]
+    assert "[launch] failed (exit code 4): worker 0 exited with code 4, worker 1 exited with code 4" in out, out[-4000:]
+    chief = re.findall(rf"^\[worker 0\] fmnist: error: workdir {workdir} was taken over by pid {os.getpid()} on "
+                       rf"{re.escape(socket.gethostname())} at step (\d+): this run stopped there", out, re.M)
+    peer = re.findall(rf"^\[worker 1\] fmnist: error: workdir {workdir} was taken over by another run \(the chief "
+                      r"found its lease taken\) at step (\d+): this worker stopped there with the chief$", out, re.M)
+    assert len(chief) == len(peer) == 1 and chief == peer, out[-4000:]
+    assert "Traceback" not in out, out[-4000:]
+    assert (workdir / ".lock").read_text() == theirs and not (workdir / "results.json").exists()
+
+
 def _latest_step(workdir: Path) -> int:
     """The highest STEP among workdir/checkpoints/ckpt-STEP.index."""
     return max(int(p.name[len("ckpt-"):-len(".index")]) for p in (workdir / "checkpoints").glob("ckpt-*.index"))

@@ -4,6 +4,7 @@ workdir lease. In-process: another process cannot see this one's ram:// files.""
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 
@@ -69,6 +70,47 @@ def test_the_lease_refuses_a_live_holder_takes_over_a_stale_one_and_is_renewed()
     finally:
         lock.release()
     assert not tf.io.gfile.exists(f"{root}/.lock")
+
+
+def test_on_an_object_store_the_lease_is_read_back_after_settling_and_at_loop_boundaries():
+    """No create-if-absent through gfile: a run writes its lease, waits, reads it back. Another run that read "free"
+    at the same moment writes its own meanwhile (here the test does, as that run would): the first refuses, naming it.
+    A lease overwritten later is found by `lost` (read at loop boundaries), and release leaves the other's lease."""
+    root = _ram_root()
+    tf.io.gfile.makedirs(root)
+    racing = WorkdirLock(root, settle_s=1.0)
+    errors = []
+    thread = threading.Thread(target=lambda: _record_error(racing.acquire, errors))
+    thread.start()
+    deadline = time.time() + 30
+    while not tf.io.gfile.exists(f"{root}/.lock"):  # The racing run has written its lease and settles.
+        assert time.time() < deadline
+        time.sleep(0.01)
+    _lease(root, "other-host", age_s=0)
+    thread.join()
+    assert len(errors) == 1 and "is in use by pid 4242 on other-host (lease renewed" in str(errors[0]), errors
+
+    tf.io.gfile.remove(f"{root}/.lock")
+    lock = WorkdirLock(root)
+    lock.acquire()
+    assert lock.lost() is None
+    _lease(root, "other-host", age_s=0)
+    assert lock.lost() == "pid 4242 on other-host"
+    lock.release()
+    assert json.loads(storage.read_text(f"{root}/.lock"))["token"] == "theirs"
+
+    tf.io.gfile.remove(f"{root}/.lock")
+    lock.acquire()
+    tf.io.gfile.remove(f"{root}/.lock")
+    assert lock.lost() == "whoever removed its lease file"
+    lock.release()
+
+
+def _record_error(fn, errors: list) -> None:
+    try:
+        fn()
+    except UserError as e:
+        errors.append(e)
 
 
 def test_a_workdir_on_a_filesystem_tensorflow_cannot_write_is_one_line():
