@@ -25,17 +25,23 @@ STATE_KEYS = ("model", "model_width", "model_depth", "optimizer", "resolved_prec
 @dataclass
 class Progress:
     step: int
-    train_time: float = 0.0          # All training loops, the compiling first one included.
+    trained_before: float = 0.0      # Training seconds of the run's earlier processes, from the checkpoint resumed.
+    train_time: float = 0.0          # This process's training loops, the compiling first one and rolled-back included.
     timed_time: float = 0.0          # Loops after the first, for throughput.
     timed_steps: int = 0
     loops_run: int = 0
     nan_retries: int = 0
-    time_to_target: float | None = None   # Training seconds (evaluation excluded) to reach config.target_accuracy.
+    time_to_target: float | None = None   # Run training seconds (evaluation excluded) to reach config.target_accuracy.
     target_step: int | None = None
     eval_time: float = 0.0
     faults_injected: int = 0
     train_metrics: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)
+
+    @property
+    def run_train_time(self) -> float:
+        """Training seconds of the whole run: the earlier processes' up to their last checkpoint, and this one's."""
+        return self.trained_before + self.train_time
 
 
 def flat_config(config) -> dict:
@@ -166,7 +172,8 @@ def _healthy(exp: experiment.Experiment, sums: dict, steps: int) -> bool:
 
 
 def _recover(exp: experiment.Experiment, p: Progress, stop: int):
-    """Rolls back to the last checkpoint with a lower learning rate; returns a fresh iterator from there."""
+    """Rolls back to the last checkpoint with a lower learning rate; returns a fresh iterator from there. The failed
+    attempt's training seconds stay counted."""
     c = exp.config
     p.nan_retries += 1
     if p.nan_retries > c.nan_max_retries:
@@ -174,6 +181,7 @@ def _recover(exp: experiment.Experiment, p: Progress, stop: int):
                             f"with a lower learning rate; lower --config.learning_rate or check the data")
     exp.checkpoints.roll_back()
     exp.lr_scale.assign(exp.lr_scale * c.nan_lr_factor)
+    exp.train_seconds.assign(p.run_train_time)  # The restore set it back to the checkpoint's.
     logging.warning("Non-finite loss in steps %d-%d: rolled back to step %d, learning rate x%g (retry %d of %d)",
                     p.step + 1, stop, int(exp.step.numpy()), float(exp.lr_scale.numpy()), p.nan_retries,
                     c.nan_max_retries)
@@ -194,6 +202,7 @@ def _train_one_loop(exp: experiment.Experiment, iterator, p: Progress, stop: int
     if inject:
         exp.loops.fault_armed.assign(False)
     p.train_time += dt
+    exp.train_seconds.assign(p.run_train_time)  # Checkpointed with the state it trained.
     if p.loops_run:  # The first loop includes tracing and compilation.
         p.timed_time, p.timed_steps = p.timed_time + dt, p.timed_steps + stop - p.step
     p.loops_run += 1
@@ -240,9 +249,9 @@ def _loop(exp, summaries: Summaries, preemption: Preemption, p: Progress, iterat
             if exp.runtime.is_chief:
                 record_evaluation(exp, p)
             if c.target_accuracy and p.results[target_split(c)]["accuracy"] >= c.target_accuracy:
-                p.time_to_target, p.target_step = p.train_time, p.step
+                p.time_to_target, p.target_step = p.run_train_time, p.step
                 logging.info("Reached target accuracy %.2f%% at step %d after %.1f s of training",
-                             100 * c.target_accuracy, p.step, p.train_time)
+                             100 * c.target_accuracy, p.step, p.time_to_target)
                 exp.checkpoints.save(p.step)
                 return
         if p.step % plan.checkpoint_every == 0 or p.step == plan.total_steps:
@@ -254,7 +263,7 @@ def record_evaluation(exp: experiment.Experiment, p: Progress) -> None:
     and `validation_accuracy=X` in the log, the form Katib's StdOut metrics collector parses."""
     accuracy = {name: p.results[name]["accuracy"] if name in p.results else None for name in ("validation", "test")}
     storage.append_json_line(storage.join(exp.workdir, "evals.jsonl"), {
-        "step": p.step, "epoch": p.step / exp.plan.steps_per_epoch, "train_time_s": p.train_time,
+        "step": p.step, "epoch": p.step / exp.plan.steps_per_epoch, "train_time_s": p.run_train_time,
         "validation_accuracy": accuracy["validation"], "test_accuracy": accuracy["test"]})
     if accuracy["validation"] is not None:
         logging.info("validation_accuracy=%.6f", accuracy["validation"])
@@ -275,7 +284,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
         logging.info("Runtime: %s, precision %s, jit_compile %s", rt.describe(), exp.precision, exp.jit_compile)
         resumed = exp.checkpoints.restore_latest()
         preemption.start()
-        p = Progress(step=int(exp.step.numpy()))
+        p = Progress(step=int(exp.step.numpy()), trained_before=float(exp.train_seconds.numpy()))
         start_step = p.step
         if resumed is None:
             exp.checkpoints.save(0)  # A state to roll back to if the very first steps go non-finite.
@@ -357,7 +366,7 @@ def _results(exp: experiment.Experiment, p: Progress, start_step: int, resumed: 
         "validation_accuracy": p.results.get("validation", {}).get("accuracy"),
         "train_loss": p.train_metrics.get("loss"), "train_accuracy": p.train_metrics.get("accuracy"),
         "train_examples_per_sec": p.timed_steps * c.batch_size / p.timed_time if p.timed_time else None,
-        "train_time_s": p.train_time, "wall_time_s": wall,
+        "train_time_s": p.run_train_time, "train_time_this_process_s": p.train_time, "wall_time_s": wall,
         "steps": p.step, "start_step": start_step, "epochs": p.step / exp.plan.steps_per_epoch,
         "resumed_from": resumed, "nan_retries": p.nan_retries, "eval_time_s": p.eval_time,
         "target_accuracy": c.target_accuracy or None, "time_to_target_s": p.time_to_target,

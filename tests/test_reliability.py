@@ -40,6 +40,13 @@ def _wait_for(proc: subprocess.Popen, needle: str, timeout: float = 300) -> str:
     return "".join(seen)
 
 
+def _checkpoint_value(workdir: Path, step: int, name: str) -> float:
+    import tensorflow as tf
+
+    return float(tf.train.load_checkpoint(str(workdir / "checkpoints" / f"ckpt-{step}")).get_tensor(
+        f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
 def test_injected_nan_is_rolled_back_and_training_goes_on(tmp_path):
     proc = run_main(*SHORT, f"--workdir={tmp_path}", "--config.fault_nan_at_step=45")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -67,10 +74,16 @@ def test_sigterm_saves_and_resume_continues(tmp_path):
     assert "fmnist: stopped: SIGTERM at step" in out and "re-run the same command to resume" in out
     stopped_at = _latest_step(tmp_path)
     assert stopped_at >= 60
+    trained_before = _checkpoint_value(tmp_path, stopped_at, "train_seconds")  # The stopped process's loops.
+    assert trained_before > 0
     again = run_main("--config=configs/smoke.py", f"--workdir={tmp_path}",
                      f"--config.num_train_steps={stopped_at + 20}")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert read_results(tmp_path)["start_step"] == stopped_at
+    r = read_results(tmp_path)
+    assert r["start_step"] == stopped_at
+    assert r["train_time_s"] == pytest.approx(trained_before + r["train_time_this_process_s"], rel=1e-12)
+    assert r["train_time_this_process_s"] > 0
+
 
 
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
@@ -156,6 +169,22 @@ def short_run(tmp_path_factory) -> Path:
     first = run_main(*SHORT, f"--workdir={workdir}", "--config.num_train_steps=20")
     assert first.returncode == 0, first.stderr[-3000:]
     return workdir
+
+
+def test_a_resumed_run_reports_the_training_time_of_every_process(short_run, tmp_path):
+    """results.json's train_time_s and time_to_target_s, and evals.jsonl's train_time_s, count the first process's
+    training too; train_time_this_process_s is the resumed process's share."""
+    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
+    first = read_results(tmp_path)
+    proc = run_main(*SHORT, f"--workdir={tmp_path}", "--config.num_train_steps=40", "--config.target_accuracy=0.01")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = read_results(tmp_path)
+    assert (r["start_step"], r["target_step"]) == (20, 40)
+    assert 0 < r["train_time_this_process_s"] < r["train_time_s"]
+    assert r["train_time_s"] == pytest.approx(first["train_time_s"] + r["train_time_this_process_s"], rel=1e-12)
+    assert r["time_to_target_s"] == r["train_time_s"]
+    evals = [json.loads(line) for line in (tmp_path / "evals.jsonl").read_text().splitlines()]
+    assert [(e["step"], e["train_time_s"]) for e in evals] == [(20, first["train_time_s"]), (40, r["train_time_s"])]
 
 
 @pytest.mark.parametrize(("args", "message"), [
