@@ -20,6 +20,7 @@ from fmnist import (
     config_validation,
     dataset,
     ema,
+    faults,
     initializers,
     input_pipeline,
     layers,
@@ -179,7 +180,8 @@ def build(config, workdir: str) -> Experiment:
         loops = train_loop.build(runtime.strategy, model, opt, step, global_batch=config.batch_size,
                                  jit_compile=jit, label_smoothing=config.label_smoothing,
                                  tta_flip=config.tta_flip, ema=average,
-                                 faults=train_loop.Faults(config.fault_nan_at_step, config.fault_nan_replica),
+                                 faults=faults.Faults(config.fault_nan_at_step, config.fault_nan_replica,
+                                                      config.fault_nan_in, first_local_replica(runtime)),
                                  average_replica_state=not sync_bn, gradient_multipliers=multipliers,
                                  lookahead=slow, tta_multiview=config.tta_multiview)
     extra = {"ema": average.checkpointable} if average else {}
@@ -191,6 +193,11 @@ def build(config, workdir: str) -> Experiment:
                  "synchronized" if sync_bn else "per-replica, averaged every loop")
     return Experiment(config, root, runtime, resolved_precision, jit, plan, splits, class_names, model, opt, step,
                       lr_scale, train_seconds, loops, ckpts, average, batchnorm, slow)
+
+
+def first_local_replica(runtime: strategy.Runtime) -> int:
+    """The global replica index of this worker's first replica (workers hold equal numbers of replicas)."""
+    return runtime.worker_index * (runtime.num_replicas // runtime.num_workers)
 
 
 def _initialize(model: keras.Model, config, train_split: dataset.Split) -> None:

@@ -31,6 +31,7 @@ class Progress:
     timed_steps: int = 0
     loops_run: int = 0
     nan_retries: int = 0
+    rollbacks: list = field(default_factory=list)  # One record per rollback: results.json's nan_rollbacks.
     time_to_target: float | None = None   # Run training seconds (evaluation excluded) to reach config.target_accuracy.
     target_step: int | None = None
     eval_time: float = 0.0
@@ -161,31 +162,45 @@ class Profiler:
             logging.info("Profiler trace written under %s (TensorBoard's profile tab)", self.logdir)
 
 
-def _healthy(exp: experiment.Experiment, sums: dict, steps: int) -> bool:
-    """A loop is healthy when every weight is finite at its end (checked on every replica), and its loss was finite,
-    except for float16's skipped steps (the loss scaler handles those, unless it skipped the whole loop)."""
-    if sums["nonfinite_state"] > 0:
-        return False
+def _nonfinite(exp: experiment.Experiment, sums: dict, steps: int) -> str | None:
+    """What went non-finite in a loop: "loss" (float16: every step skipped; the loss scaler handles fewer), "state"
+    (a weight, optimizer slot, BatchNorm statistic or EMA/lookahead average at the loop's end, checked on every
+    replica), or None for a healthy loop, the only kind whose state may be checkpointed."""
     if exp.precision == "mixed_float16":
-        return sums["nonfinite_steps"] < steps
-    return bool(np.isfinite(sums["loss"]))
+        loss_failed = sums["nonfinite_steps"] >= steps
+    else:
+        loss_failed = not np.isfinite(sums["loss"])
+    if loss_failed:
+        return "loss"
+    return "state" if sums["nonfinite_state"] > 0 else None
 
 
-def _recover(exp: experiment.Experiment, p: Progress, stop: int):
-    """Rolls back to the last checkpoint with a lower learning rate; returns a fresh iterator from there. The failed
-    attempt's training seconds stay counted."""
+def _healthy(exp: experiment.Experiment, sums: dict, steps: int) -> bool:
+    return _nonfinite(exp, sums, steps) is None
+
+
+def _recover(exp: experiment.Experiment, p: Progress, stop: int, sums: dict):
+    """Rolls back to the last checkpoint, with the learning-rate scale of the failed attempt times nan_lr_factor (the
+    checkpoint's own scale would repeat the first retry: data, masks and augmentation are deterministic); returns a
+    fresh iterator from there. The failed attempt's training seconds stay counted."""
     c = exp.config
+    cause = _nonfinite(exp, sums, stop - p.step)
+    failed_scale = float(exp.lr_scale.numpy())
     p.nan_retries += 1
     if p.nan_retries > c.nan_max_retries:
-        raise TrainingError(f"non-finite loss in steps {p.step + 1}-{stop} after {c.nan_max_retries} rollbacks "
-                            f"with a lower learning rate; lower --config.learning_rate or check the data")
+        raise TrainingError(f"non-finite {cause} in steps {p.step + 1}-{stop} after {c.nan_max_retries} rollbacks "
+                            f"with a lower learning rate (the last at x{failed_scale:g} of the configured rate); "
+                            "lower --config.learning_rate or check the data")
     exp.checkpoints.roll_back()
-    exp.lr_scale.assign(exp.lr_scale * c.nan_lr_factor)
+    scale = failed_scale * c.nan_lr_factor
+    exp.lr_scale.assign(scale)
     exp.train_seconds.assign(p.run_train_time)  # The restore set it back to the checkpoint's.
-    logging.warning("Non-finite loss in steps %d-%d: rolled back to step %d, learning rate x%g (retry %d of %d)",
-                    p.step + 1, stop, int(exp.step.numpy()), float(exp.lr_scale.numpy()), p.nan_retries,
-                    c.nan_max_retries)
-    p.step = int(exp.step.numpy())
+    to_step = int(exp.step.numpy())
+    p.rollbacks.append({"retry": p.nan_retries, "steps": [p.step + 1, stop], "cause": cause,
+                        "rolled_back_to": to_step, "lr_scale": scale, "seconds": float(sums["seconds"])})
+    logging.warning("Non-finite %s in steps %d-%d: rolled back to step %d, learning rate x%g of the configured rate "
+                    "(retry %d of %d)", cause, p.step + 1, stop, to_step, scale, p.nan_retries, c.nan_max_retries)
+    p.step = to_step
     return exp.train_iterator(p.step)
 
 
@@ -228,7 +243,7 @@ def _loop(exp, summaries: Summaries, preemption: Preemption, p: Progress, iterat
         stop = plan.next_stop(p.step)
         sums = _train_one_loop(exp, iterator, p, stop)
         if not _healthy(exp, sums, stop - p.step):
-            iterator = _recover(exp, p, stop)
+            iterator = _recover(exp, p, stop, sums)
             continue
         step_time = sums["seconds"] / (stop - p.step)
         metrics = {"loss": sums["loss"] / sums["count"], "accuracy": sums["correct"] / sums["count"],
@@ -368,7 +383,8 @@ def _results(exp: experiment.Experiment, p: Progress, start_step: int, resumed: 
         "train_examples_per_sec": p.timed_steps * c.batch_size / p.timed_time if p.timed_time else None,
         "train_time_s": p.run_train_time, "train_time_this_process_s": p.train_time, "wall_time_s": wall,
         "steps": p.step, "start_step": start_step, "epochs": p.step / exp.plan.steps_per_epoch,
-        "resumed_from": resumed, "nan_retries": p.nan_retries, "eval_time_s": p.eval_time,
+        "resumed_from": resumed, "nan_retries": p.nan_retries, "nan_rollbacks": p.rollbacks,
+        "lr_scale": float(exp.lr_scale.numpy()), "eval_time_s": p.eval_time,
         "target_accuracy": c.target_accuracy or None, "time_to_target_s": p.time_to_target,
         "target_step": p.target_step, "model": c.model,
         "params": exp.model.count_params(), "forward_flops_per_example": forward_flops,

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -47,12 +48,32 @@ def _checkpoint_value(workdir: Path, step: int, name: str) -> float:
         f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
-def test_injected_nan_is_rolled_back_and_training_goes_on(tmp_path):
-    proc = run_main(*SHORT, f"--workdir={tmp_path}", "--config.fault_nan_at_step=45")
+def _rollback_scales(log: str) -> list[float]:
+    return [float(x) for x in re.findall(r"rolled back to step \d+, learning rate x([0-9.e-]+)", log)]
+
+
+def test_a_persistent_nan_is_retried_at_a_compounding_lower_rate(tmp_path):
+    """The fault persists for 3 attempts: retry k runs at 0.5^k of the configured rate (a retry at the same rate as
+    the one before would repeat it exactly: data, masks and augmentation are deterministic); the 4th attempt passes.
+    The log, results.json and the checkpoint the optimizer's rate reads its scale from say so. The failed attempts'
+    training seconds are counted."""
+    factor = 0.5
+    proc = run_main(*SHORT, f"--workdir={tmp_path}", "--config.fault_nan_at_step=45", "--config.fault_nan_repeats=3",
+                    "--config.nan_max_retries=3", f"--config.nan_lr_factor={factor}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Non-finite loss in steps 41-60: rolled back to step 40, learning rate x0.5" in proc.stderr
+    expected = [factor**k for k in (1, 2, 3)]
+    assert _rollback_scales(proc.stderr) == expected, proc.stderr[-3000:]
+    assert "Non-finite loss in steps 41-60: rolled back to step 40, learning rate x0.5 of the configured" in proc.stderr
     r = read_results(tmp_path)
-    assert r["nan_retries"] == 1 and r["steps"] == 60 and r["eval_accuracy"] > 0.6
+    assert r["nan_retries"] == 3 and r["steps"] == 60 and r["eval_accuracy"] > 0.6
+    assert [x["lr_scale"] for x in r["nan_rollbacks"]] == expected and r["lr_scale"] == expected[-1]
+    assert [(x["retry"], x["steps"], x["rolled_back_to"], x["cause"]) for x in r["nan_rollbacks"]] == \
+        [(k, [41, 60], 40, "loss") for k in (1, 2, 3)]
+    assert _checkpoint_value(tmp_path, 60, "lr_scale") == expected[-1]
+    # The checkpoint holds the run's training seconds: those up to step 40, the 3 failed attempts', the 4th's.
+    assert _checkpoint_value(tmp_path, 60, "train_seconds") == r["train_time_s"] == r["train_time_this_process_s"]
+    lost = sum(x["seconds"] for x in r["nan_rollbacks"])
+    assert 0 < _checkpoint_value(tmp_path, 40, "train_seconds") + lost < r["train_time_s"]
 
 
 def test_repeated_nan_stops_cleanly_and_never_checkpoints_it(tmp_path):
@@ -60,8 +81,32 @@ def test_repeated_nan_stops_cleanly_and_never_checkpoints_it(tmp_path):
                     "--config.nan_max_retries=2")
     assert proc.returncode == 3, proc.stderr[-3000:]
     assert "fmnist: error: non-finite loss in steps 41-60 after 2 rollbacks" in proc.stderr
+    assert _rollback_scales(proc.stderr) == [0.5, 0.25], proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     assert _latest_step(tmp_path) == 40
+
+
+def _all_finite(checkpoint: Path) -> bool:
+    import numpy as np
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(checkpoint))
+    values = [reader.get_tensor(k) for k in reader.get_variable_to_shape_map()]
+    return all(np.isfinite(v).all() for v in values if np.asarray(v).dtype.kind == "f")
+
+
+def test_nan_in_an_optimizer_slot_alone_is_rolled_back_and_never_checkpointed(tmp_path):
+    """The steps' losses and the weights stay finite; only an Adam slot goes NaN at the end of the loop of steps
+    41-60. It is caught there, rolled back, and no checkpoint ever holds a non-finite value."""
+    proc = run_main(*SHORT, f"--workdir={tmp_path}", "--config.fault_nan_at_step=45",
+                    "--config.fault_nan_in=optimizer")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Non-finite state in steps 41-60: rolled back to step 40, learning rate x0.5" in proc.stderr
+    r = read_results(tmp_path)
+    assert r["nan_retries"] == 1 and r["nan_rollbacks"][0]["cause"] == "state" and r["steps"] == 60
+    checkpoints = sorted((tmp_path / "checkpoints").glob("ckpt-*.index"))
+    assert [c.name for c in checkpoints] == ["ckpt-20.index", "ckpt-40.index", "ckpt-60.index"]
+    assert all(_all_finite(c.with_suffix("")) for c in checkpoints)
 
 
 def test_sigterm_saves_and_resume_continues(tmp_path):
@@ -83,7 +128,6 @@ def test_sigterm_saves_and_resume_continues(tmp_path):
     assert r["start_step"] == stopped_at
     assert r["train_time_s"] == pytest.approx(trained_before + r["train_time_this_process_s"], rel=1e-12)
     assert r["train_time_this_process_s"] > 0
-
 
 
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
