@@ -231,6 +231,26 @@ def test_a_resumed_run_reports_the_training_time_of_every_process(short_run, tmp
     assert [(e["step"], e["train_time_s"]) for e in evals] == [(20, first["train_time_s"]), (40, r["train_time_s"])]
 
 
+def test_a_checkpoint_from_before_the_training_time_counter_resumes(tmp_path):
+    """A checkpoint written before checkpoints held train_seconds restores without it (the run counts its time from
+    the resume) instead of being refused as one that does not fit."""
+    import tensorflow as tf
+
+    from configs import smoke
+    from fmnist import experiment
+
+    exp = experiment.build(smoke.get_config(), str(tmp_path))
+    exp.step.assign(7)
+    older = {name: obj for name, obj in exp.checkpoints.objects.items() if name != "train_seconds"}
+    tf.train.CheckpointManager(tf.train.Checkpoint(**older), str(tmp_path / "checkpoints"), 1).save(7)
+    exp.step.assign(0)
+    try:
+        assert exp.checkpoints.restore_latest() == str(tmp_path / "checkpoints" / "ckpt-7")
+    finally:
+        exp.checkpoints.close()
+    assert int(exp.step.numpy()) == 7 and float(exp.train_seconds.numpy()) == 0.0
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--config.model=bn_cnn"], "holds a run with model='seed_cnn', this config has model='bn_cnn'"),
     (["--config.optimizer=sgd"], "holds a run with optimizer='adam', this config has optimizer='sgd'"),
