@@ -16,7 +16,7 @@ from absl import logging
 from fmnist import storage
 from fmnist.errors import UserError
 
-# Objects that checkpoints written before fmnist kept them lack; such a checkpoint restores without them.
+# Objects that checkpoints gained later: an older checkpoint lacks them, and restores without them.
 ADDED_LATER = ("train_seconds",)
 
 
