@@ -8,7 +8,8 @@ comparison's `keras_fit` contender (benchmarks/contenders.py) in its own process
 the host, one untimed warm-up epoch, then `--rounds` timed epochs; the fastest is the KFE. (On the 2-core AVX2 host
 Keras fit's epochs are bimodal, about 24 s or 41 s, in no fixed order and for a reason not found; the fastest
 epoch makes the KFE the steady speed of Keras fit, and run times in KFE conservative.) For each WORKDIR its
-results.json `train_time_s` (and `time_to_target_s`, when the run had a target) is divided by it. Measure it just
+results.json `train_time_s` (and `time_to_target_s`, when the run had a target) is divided by it: the whole run's
+training seconds, every process of a resumed run included (docs/results.md says what is counted). Measure it just
 before or after the runs, on the same quiet machine: times do not carry across hosts, KFE do.
 """
 

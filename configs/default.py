@@ -80,9 +80,11 @@ def get_config() -> ml_collections.ConfigDict:
 
     # Reliability.
     c.deterministic = False       # Op determinism: a killed and resumed run ends bit-identical to an unbroken one.
-    c.nan_max_retries = 3         # Non-finite loss: roll back to the last checkpoint, lower the rate, retry.
-    c.nan_lr_factor = 0.5         # Learning-rate multiplier applied at each such retry.
-    c.fault_nan_at_step = -1      # Testing aid: poison the loss of this step (0-based) ...
+    c.nan_max_retries = 3         # Non-finite loss or state: roll back to the last checkpoint, lower the rate, retry.
+    c.nan_lr_factor = 0.5         # Learning-rate multiplier applied at each such retry (retry k: factor^k).
+    c.fault_nan_at_step = -1      # Testing aid (fmnist/faults.py): poison this step (0-based) ...
+    c.fault_nan_in = "loss"       # ... in: loss (the step's) | optimizer (a slot) | batchnorm (a moving variance) |
+    #                               ema | lookahead (an average); the states at the end of the step's inner loop ...
     c.fault_nan_replica = -1      # ... on this replica only (-1: on every replica) ...
     c.fault_nan_repeats = 1       # ... on this many attempts (more than nan_max_retries makes the run give up).
     return c

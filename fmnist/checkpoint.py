@@ -1,4 +1,5 @@
-"""Checkpoints in workdir/checkpoints: model, optimizer (slots, loss scale), step. The step fixes the data position.
+"""Checkpoints in workdir/checkpoints: model, optimizer (slots, loss scale), step (it fixes the data position),
+learning-rate scale, the run's training seconds so far, and the EMA and lookahead averages when the run has them.
 
 Every worker takes part in a save (the variables are synchronised collectively), but only the chief writes into the
 workdir; the others write into a private temporary folder that is removed at the end.
@@ -15,10 +16,14 @@ from absl import logging
 from fmnist import storage
 from fmnist.errors import UserError
 
+# Objects that checkpoints gained later: an older checkpoint lacks them, and restores without them.
+ADDED_LATER = ("train_seconds",)
+
 
 class Checkpoints:
     def __init__(self, workdir: str, *, is_chief: bool, worker_index: int, keep: int, **objects):
         self.directory = storage.join(workdir, "checkpoints")  # Any filesystem tf.train writes (local, gs://).
+        self.objects = objects
         self.checkpoint = tf.train.Checkpoint(**objects)
         self._scratch = None if is_chief else tempfile.mkdtemp(prefix=f"fmnist-worker{worker_index}-ckpt-")
         self.save_directory = self._scratch or self.directory
@@ -30,13 +35,24 @@ class Checkpoints:
         if path is None:
             return None
         try:
-            self.checkpoint.restore(path).assert_existing_objects_matched()
+            self._fitting(path).restore(path).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.OpError) as e:
             reason = str(e).strip().splitlines()[0][:160]
             raise UserError(f"checkpoint {path} does not fit this model/config ({reason}); resume with the config "
                             "that wrote it, or use a new --workdir") from None
         logging.info("Resumed from %s", path)
         return path
+
+    def _fitting(self, path: str) -> tf.train.Checkpoint:
+        """This run's checkpoint object, without the ADDED_LATER objects that `path` predates (they keep their
+        initial values: a run resumed from such a checkpoint counts its training seconds from the resume)."""
+        saved = {name.split("/", 1)[0] for name, _ in tf.train.list_variables(path)}
+        missing = [k for k in ADDED_LATER if k in self.objects and k not in saved]
+        if not missing:
+            return self.checkpoint
+        logging.info("%s predates %s: starting from %s", path, ", ".join(missing),
+                     ", ".join(f"{k}={self.objects[k].numpy()}" for k in missing))
+        return tf.train.Checkpoint(**{k: v for k, v in self.objects.items() if k not in missing})
 
     def roll_back(self) -> str:
         """Restores the latest checkpoint mid-run. The run restored or wrote it, so its layout was checked; only objects

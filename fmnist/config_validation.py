@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from fmnist import models
+from fmnist import faults, models
 from fmnist.errors import ConfigError
 from fmnist.precision import JIT_VALUES, PRECISIONS, normalize_jit
 from fmnist.strategy import STRATEGIES
@@ -46,6 +46,7 @@ def validate(config) -> None:
                 "scale_lr_with_batch", "nan_max_retries"):
         _at_least(config, key, 0)
     _at_least(config, "fault_nan_replica", -1, " (-1: every replica)")
+    _validate_fault(config)
     if config.learning_rate <= 0:
         raise ConfigError(f"config.learning_rate={config.learning_rate!r} must be > 0")
     if not 0 <= config.augment_crop_padding < 28:
@@ -110,6 +111,14 @@ def _validate_recipe(config) -> None:
         raise ConfigError(f"config.lookahead_decay={config.lookahead_decay!r} must be in (0, 1)")
     if config.augment_flip_alternate and not config.augment_flip:
         raise ConfigError("config.augment_flip_alternate needs config.augment_flip=true")
+
+
+def _validate_fault(config) -> None:
+    """The fault-injection testing aid's state (a model without BatchNorm is refused when the model is built)."""
+    _choice(config, "fault_nan_in", faults.STATES)
+    for state, key in (("ema", "ema_decay"), ("lookahead", "lookahead_every")):
+        if config.fault_nan_in == state and not config[key]:
+            raise ConfigError(f"config.fault_nan_in={state} needs config.{key} > 0 (a run with {state} averages)")
 
 
 def check_replicas(batch_size: int, num_replicas: int) -> None:

@@ -20,6 +20,7 @@ from fmnist import (
     config_validation,
     dataset,
     ema,
+    faults,
     initializers,
     input_pipeline,
     layers,
@@ -90,6 +91,7 @@ class Experiment:
     optimizer: keras.optimizers.Optimizer
     step: tf.Variable
     lr_scale: tf.Variable
+    train_seconds: tf.Variable              # Training seconds of the whole run so far (all its processes).
     loops: train_loop.Loops
     checkpoints: checkpoint.Checkpoints
     ema: ema.WeightAverage | None = None    # config.ema_decay > 0: evaluation uses these averaged weights.
@@ -167,6 +169,7 @@ def build(config, workdir: str) -> Experiment:
         layers.synchronize_batchnorm(model, sync_bn)
         layers.bind_step(model, step, config.seed)
         lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
+        train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
         opt = optimizer.build(config, resolved_precision, plan.total_steps, plan.steps_per_epoch, lr_scale)
         opt.build(model.trainable_variables)  # Before any restore, so the optimizer slots are restored too.
         average = ema.WeightAverage(model, config.ema_decay, opt.iterations) if config.ema_decay else None
@@ -177,18 +180,24 @@ def build(config, workdir: str) -> Experiment:
         loops = train_loop.build(runtime.strategy, model, opt, step, global_batch=config.batch_size,
                                  jit_compile=jit, label_smoothing=config.label_smoothing,
                                  tta_flip=config.tta_flip, ema=average,
-                                 faults=train_loop.Faults(config.fault_nan_at_step, config.fault_nan_replica),
+                                 faults=faults.Faults(config.fault_nan_at_step, config.fault_nan_replica,
+                                                      config.fault_nan_in, first_local_replica(runtime)),
                                  average_replica_state=not sync_bn, gradient_multipliers=multipliers,
                                  lookahead=slow, tta_multiview=config.tta_multiview)
     extra = {"ema": average.checkpointable} if average else {}
     extra |= {"lookahead": slow.checkpointable} if slow else {}
     ckpts = checkpoint.Checkpoints(root, is_chief=runtime.is_chief, worker_index=runtime.worker_index,
                                    keep=config.keep_checkpoints, model=model, optimizer=opt, step=step,
-                                   lr_scale=lr_scale, **extra)
+                                   lr_scale=lr_scale, train_seconds=train_seconds, **extra)
     batchnorm = ("single replica" if runtime.num_replicas == 1 else
                  "synchronized" if sync_bn else "per-replica, averaged every loop")
     return Experiment(config, root, runtime, resolved_precision, jit, plan, splits, class_names, model, opt, step,
-                      lr_scale, loops, ckpts, average, batchnorm, slow)
+                      lr_scale, train_seconds, loops, ckpts, average, batchnorm, slow)
+
+
+def first_local_replica(runtime: strategy.Runtime) -> int:
+    """The global replica index of this worker's first replica (workers hold equal numbers of replicas)."""
+    return runtime.worker_index * (runtime.num_replicas // runtime.num_workers)
 
 
 def _initialize(model: keras.Model, config, train_split: dataset.Split) -> None:

@@ -25,17 +25,24 @@ STATE_KEYS = ("model", "model_width", "model_depth", "optimizer", "resolved_prec
 @dataclass
 class Progress:
     step: int
-    train_time: float = 0.0          # All training loops, the compiling first one included.
+    trained_before: float = 0.0      # Training seconds of the run's earlier processes, from the checkpoint resumed.
+    train_time: float = 0.0          # This process's training loops, the compiling first one and rolled-back included.
     timed_time: float = 0.0          # Loops after the first, for throughput.
     timed_steps: int = 0
     loops_run: int = 0
     nan_retries: int = 0
-    time_to_target: float | None = None   # Training seconds (evaluation excluded) to reach config.target_accuracy.
+    rollbacks: list = field(default_factory=list)  # One record per rollback: results.json's nan_rollbacks.
+    time_to_target: float | None = None   # Run training seconds (evaluation excluded) to reach config.target_accuracy.
     target_step: int | None = None
     eval_time: float = 0.0
     faults_injected: int = 0
     train_metrics: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)
+
+    @property
+    def run_train_time(self) -> float:
+        """Training seconds of the whole run: the earlier processes' up to their last checkpoint, and this one's."""
+        return self.trained_before + self.train_time
 
 
 def flat_config(config) -> dict:
@@ -155,29 +162,45 @@ class Profiler:
             logging.info("Profiler trace written under %s (TensorBoard's profile tab)", self.logdir)
 
 
-def _healthy(exp: experiment.Experiment, sums: dict, steps: int) -> bool:
-    """A loop is healthy when every weight is finite at its end (checked on every replica), and its loss was finite,
-    except for float16's skipped steps (the loss scaler handles those, unless it skipped the whole loop)."""
-    if sums["nonfinite_state"] > 0:
-        return False
+def _nonfinite(exp: experiment.Experiment, sums: dict, steps: int) -> str | None:
+    """What went non-finite in a loop: "loss" (float16: every step skipped; the loss scaler handles fewer), "state"
+    (a weight, optimizer slot, BatchNorm statistic or EMA/lookahead average at the loop's end, checked on every
+    replica), or None for a healthy loop, the only kind whose state may be checkpointed."""
     if exp.precision == "mixed_float16":
-        return sums["nonfinite_steps"] < steps
-    return bool(np.isfinite(sums["loss"]))
+        loss_failed = sums["nonfinite_steps"] >= steps
+    else:
+        loss_failed = not np.isfinite(sums["loss"])
+    if loss_failed:
+        return "loss"
+    return "state" if sums["nonfinite_state"] > 0 else None
 
 
-def _recover(exp: experiment.Experiment, p: Progress, stop: int):
-    """Rolls back to the last checkpoint with a lower learning rate; returns a fresh iterator from there."""
+def _healthy(exp: experiment.Experiment, sums: dict, steps: int) -> bool:
+    return _nonfinite(exp, sums, steps) is None
+
+
+def _recover(exp: experiment.Experiment, p: Progress, stop: int, sums: dict):
+    """Rolls back to the last checkpoint, with the learning-rate scale of the failed attempt times nan_lr_factor (the
+    checkpoint's own scale would repeat the first retry: data, masks and augmentation are deterministic); returns a
+    fresh iterator from there. The failed attempt's training seconds stay counted."""
     c = exp.config
+    cause = _nonfinite(exp, sums, stop - p.step)
+    failed_scale = float(exp.lr_scale.numpy())
     p.nan_retries += 1
     if p.nan_retries > c.nan_max_retries:
-        raise TrainingError(f"non-finite loss in steps {p.step + 1}-{stop} after {c.nan_max_retries} rollbacks "
-                            f"with a lower learning rate; lower --config.learning_rate or check the data")
+        raise TrainingError(f"non-finite {cause} in steps {p.step + 1}-{stop} after {c.nan_max_retries} rollbacks "
+                            f"with a lower learning rate (the last at x{failed_scale:g} of the configured rate); "
+                            "lower --config.learning_rate or check the data")
     exp.checkpoints.roll_back()
-    exp.lr_scale.assign(exp.lr_scale * c.nan_lr_factor)
-    logging.warning("Non-finite loss in steps %d-%d: rolled back to step %d, learning rate x%g (retry %d of %d)",
-                    p.step + 1, stop, int(exp.step.numpy()), float(exp.lr_scale.numpy()), p.nan_retries,
-                    c.nan_max_retries)
-    p.step = int(exp.step.numpy())
+    scale = failed_scale * c.nan_lr_factor
+    exp.lr_scale.assign(scale)
+    exp.train_seconds.assign(p.run_train_time)  # The restore set it back to the checkpoint's.
+    to_step = int(exp.step.numpy())
+    p.rollbacks.append({"retry": p.nan_retries, "steps": [p.step + 1, stop], "cause": cause,
+                        "rolled_back_to": to_step, "lr_scale": scale, "seconds": float(sums["seconds"])})
+    logging.warning("Non-finite %s in steps %d-%d: rolled back to step %d, learning rate x%g of the configured rate "
+                    "(retry %d of %d)", cause, p.step + 1, stop, to_step, scale, p.nan_retries, c.nan_max_retries)
+    p.step = to_step
     return exp.train_iterator(p.step)
 
 
@@ -194,6 +217,7 @@ def _train_one_loop(exp: experiment.Experiment, iterator, p: Progress, stop: int
     if inject:
         exp.loops.fault_armed.assign(False)
     p.train_time += dt
+    exp.train_seconds.assign(p.run_train_time)  # Checkpointed with the state it trained.
     if p.loops_run:  # The first loop includes tracing and compilation.
         p.timed_time, p.timed_steps = p.timed_time + dt, p.timed_steps + stop - p.step
     p.loops_run += 1
@@ -221,7 +245,7 @@ def _loop(exp, summaries: Summaries, preemption: Preemption, p: Progress, iterat
         stop = plan.next_stop(p.step)
         sums = _train_one_loop(exp, iterator, p, stop)
         if not _healthy(exp, sums, stop - p.step):
-            iterator = _recover(exp, p, stop)
+            iterator = _recover(exp, p, stop, sums)
             continue
         step_time = sums["seconds"] / (stop - p.step)
         metrics = {"loss": sums["loss"] / sums["count"], "accuracy": sums["correct"] / sums["count"],
@@ -242,9 +266,9 @@ def _loop(exp, summaries: Summaries, preemption: Preemption, p: Progress, iterat
             if exp.runtime.is_chief:
                 record_evaluation(exp, p)
             if c.target_accuracy and p.results[target_split(c)]["accuracy"] >= c.target_accuracy:
-                p.time_to_target, p.target_step = p.train_time, p.step
+                p.time_to_target, p.target_step = p.run_train_time, p.step
                 logging.info("Reached target accuracy %.2f%% at step %d after %.1f s of training",
-                             100 * c.target_accuracy, p.step, p.train_time)
+                             100 * c.target_accuracy, p.step, p.time_to_target)
                 exp.checkpoints.save(p.step)
                 return
         if p.step % plan.checkpoint_every == 0 or p.step == plan.total_steps:
@@ -256,7 +280,7 @@ def record_evaluation(exp: experiment.Experiment, p: Progress) -> None:
     and `validation_accuracy=X` in the log, the form Katib's StdOut metrics collector parses."""
     accuracy = {name: p.results[name]["accuracy"] if name in p.results else None for name in ("validation", "test")}
     storage.append_json_line(storage.join(exp.workdir, "evals.jsonl"), {
-        "step": p.step, "epoch": p.step / exp.plan.steps_per_epoch, "train_time_s": p.train_time,
+        "step": p.step, "epoch": p.step / exp.plan.steps_per_epoch, "train_time_s": p.run_train_time,
         "validation_accuracy": accuracy["validation"], "test_accuracy": accuracy["test"]})
     if accuracy["validation"] is not None:
         logging.info("validation_accuracy=%.6f", accuracy["validation"])
@@ -277,7 +301,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
         logging.info("Runtime: %s, precision %s, jit_compile %s", rt.describe(), exp.precision, exp.jit_compile)
         resumed = exp.checkpoints.restore_latest()
         preemption.start()
-        p = Progress(step=int(exp.step.numpy()))
+        p = Progress(step=int(exp.step.numpy()), trained_before=float(exp.train_seconds.numpy()))
         start_step = p.step
         if resumed is None:
             exp.checkpoints.save(0)  # A state to roll back to if the very first steps go non-finite.
@@ -360,9 +384,10 @@ def _results(exp: experiment.Experiment, p: Progress, start_step: int, resumed: 
         "validation_accuracy": p.results.get("validation", {}).get("accuracy"),
         "train_loss": p.train_metrics.get("loss"), "train_accuracy": p.train_metrics.get("accuracy"),
         "train_examples_per_sec": p.timed_steps * c.batch_size / p.timed_time if p.timed_time else None,
-        "train_time_s": p.train_time, "wall_time_s": wall,
+        "train_time_s": p.run_train_time, "train_time_this_process_s": p.train_time, "wall_time_s": wall,
         "steps": p.step, "start_step": start_step, "epochs": p.step / exp.plan.steps_per_epoch,
-        "resumed_from": resumed, "nan_retries": p.nan_retries, "eval_time_s": p.eval_time,
+        "resumed_from": resumed, "nan_retries": p.nan_retries, "nan_rollbacks": p.rollbacks,
+        "lr_scale": float(exp.lr_scale.numpy()), "eval_time_s": p.eval_time,
         "target_accuracy": c.target_accuracy or None, "time_to_target_s": p.time_to_target,
         "target_step": p.target_step, "model": c.model,
         "params": exp.model.count_params(), "forward_flops_per_example": forward_flops,

@@ -21,9 +21,11 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
+from fmnist import faults as fault_injection
 from fmnist import tta
 from fmnist.dataset import NUM_CLASSES
 from fmnist.ema import WeightAverage, tf_variable
+from fmnist.faults import Faults
 from fmnist.lookahead import Lookahead
 from fmnist.metrics import ReplicaSums
 
@@ -41,14 +43,6 @@ class Loops:
     train_sums: ReplicaSums
     eval_sums: ReplicaSums
     fault_armed: tf.Variable  # False; True only to inject a fault in tests (config.fault_nan_at_step).
-
-
-@dataclass
-class Faults:
-    """Testing aid: while armed, the loss of global step `step` is NaN on replica `replica` (-1: on every one)."""
-
-    step: int = -1
-    replica: int = -1
 
 
 def per_example_loss(labels, logits, smoothing: float):
@@ -70,7 +64,9 @@ def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras
     With `average_replica_state`, the model's non-trainable weights (BatchNorm's moving statistics) and their
     averages are averaged over replicas after every inner loop. `gradient_multipliers` (one per trainable variable)
     scale the gradients before the update; `lookahead` syncs every `lookahead.every` steps; `tta_multiview` also
-    reports the accuracy of fmnist.tta's 6-view prediction (`correct_multiview`).
+    reports the accuracy of fmnist.tta's 6-view prediction (`correct_multiview`). At the end of every loop each
+    replica checks its copy of the whole state (`checked_state`) finite (`nonfinite_state`, summed). `faults`: a
+    testing aid (fmnist.faults).
     """
     faults = faults or Faults()
     train_sums, eval_sums = ReplicaSums(TRAIN_SUMS), ReplicaSums(EVAL_SUMS)
@@ -79,6 +75,8 @@ def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras
     loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     several = strategy.num_replicas_in_sync > 1
     replica_state = _replica_state(model, ema) if average_replica_state and several else []
+    state = checked_state(model, optimizer, ema, lookahead)
+    poisoned_state = fault_injection.target(faults.state, model, optimizer, ema, lookahead)
 
     def forward_backward(images, labels, multiplier):
         with tf.GradientTape() as tape:
@@ -100,7 +98,7 @@ def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras
     def train_step(images, labels):
         replica = tf.distribute.get_replica_context()
         replica_id = tf.cast(replica.replica_id_in_sync_group, tf.int32)
-        poisoned = fault_armed & tf.equal(step, faults.step)
+        poisoned = fault_armed & tf.equal(step, faults.step) if faults.state == "loss" else tf.constant(False)
         if faults.replica >= 0:
             poisoned &= tf.equal(replica_id, faults.replica)
         loss_sum, correct, finite, grads = compute(images, labels, tf.where(poisoned, float("nan"), 1.0))
@@ -124,17 +122,22 @@ def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras
             v.assign(mean)
 
     def check_state():
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(w)) for w in model.weights])
+        """In replica context: each replica checks its own copies."""
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in state])
         train_sums.add(nonfinite_state=1.0 - tf.cast(finite, tf.float32))
 
     @tf.function
     def train(iterator, num_steps):
         strategy.run(train_sums.reset)
+        first = step.read_value() if poisoned_state is not None else None
         for _ in tf.range(num_steps):
             strategy.run(train_step, args=next(iterator))
             step.assign_add(1)
             if lookahead is not None and step % lookahead.every == 0:
                 lookahead.sync(strategy)
+        if poisoned_state is not None:
+            ran_fault_step = fault_armed & (first <= faults.step) & (step.read_value() > faults.step)
+            fault_injection.poison(strategy, poisoned_state, faults, ran_fault_step)
         if replica_state:
             average_state()
         strategy.run(check_state)
@@ -168,6 +171,15 @@ def build(strategy: tf.distribute.Strategy, model: keras.Model, optimizer: keras
             strategy.run(eval_step, args=next(iterator))
 
     return Loops(train, evaluate, train_sums, eval_sums, fault_armed)
+
+
+def checked_state(model: keras.Model, optimizer: keras.optimizers.Optimizer, ema: WeightAverage | None,
+                  lookahead: Lookahead | None) -> list[tf.Variable]:
+    """Every floating-point variable a checkpoint holds: the model's weights (BatchNorm's moving statistics
+    included), the optimizer's (slots, learning rate, loss scale), the EMA and lookahead averages."""
+    variables = [tf_variable(v) for v in model.weights + optimizer.variables]
+    variables += (ema.averages if ema is not None else []) + (lookahead.averages if lookahead is not None else [])
+    return [v for v in variables if tf.as_dtype(v.dtype).is_floating]
 
 
 def _replica_state(model: keras.Model, ema: WeightAverage | None) -> list[tf.Variable]:

@@ -20,6 +20,8 @@ BAD_VALUES = [
     ("dropout", 1.5, "config.dropout=1.5 must be in [0, 1)"),
     ("sync_batchnorm", "always", "config.sync_batchnorm='always' is not one of auto, true, false"),
     ("fault_nan_replica", -2, "config.fault_nan_replica=-2 must be >= -1 (-1: every replica)"),
+    ("fault_nan_in", "weights", "config.fault_nan_in='weights' is not one of loss, optimizer, batchnorm, ema"),
+    ("fault_nan_in", "ema", "config.fault_nan_in=ema needs config.ema_decay > 0"),
     ("whitening_patch", 3, "config.whitening_patch=3 is not one of 2, 4"),
     ("logit_scale", 0.5, "config.logit_scale applies to model=airbench only"),
     ("bn_bias_lr_scale", 64.0, "config.bn_bias_lr_scale=64.0 has no effect with optimizer=adam"),

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from configs import smoke
-from fmnist import experiment, models, strategy, train
+from fmnist import experiment, faults, models, strategy, train
 from fmnist.ema import tf_variable
 from fmnist.errors import ConfigError
 
@@ -120,6 +120,27 @@ def test_nonfinite_weights_are_unhealthy_even_with_a_finite_loss(tmp_path):
     assert sums["nonfinite_state"] == 1 and not train._healthy(exp, sums, 1)
 
 
+def test_nan_in_replica_1s_copy_of_any_state_is_unhealthy(tmp_path):
+    """A NaN in replica 1's copy alone of an optimizer slot, a BatchNorm moving variance, an EMA or a lookahead
+    average (fmnist.faults' targets; no loss or weight shows it): the check on replica 1 finds it, counted once
+    (replica 0's copies are finite), so the loop is unhealthy and is never checkpointed. In turn, on one run."""
+    config = _config(model="bn_cnn", strategy="mirrored", num_cpu_devices=2, lookahead_every=2, num_train_steps=2,
+                     fault_nan_replica=1)
+    exp, sums = _train(config, tmp_path)
+    assert sums["nonfinite_state"] == 0
+    strategy, iterator = exp.runtime.strategy, exp.train_iterator(2)
+    for state in ("optimizer", "batchnorm", "ema", "lookahead"):
+        target = faults.target(state, exp.model, exp.optimizer, exp.ema, exp.lookahead)
+        healthy = [np.asarray(c) for c in strategy.experimental_local_results(target)]
+        faults.poison(strategy, target, faults.Faults(replica=1, state=state), tf.constant(True))
+        assert [np.isnan(c.numpy()).all() for c in strategy.experimental_local_results(target)] == [False, True]
+        exp.loops.train(iterator, tf.constant(0))  # A loop of no steps still checks the state.
+        sums = exp.loops.train_sums.read()
+        assert sums["nonfinite_state"] == 1 and train._nonfinite(exp, sums, 1) == "state", state
+        for copy, value in zip(strategy.experimental_local_results(target), healthy, strict=True):
+            copy.assign(value)
+
+
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16", "mixed_float16"])
 @pytest.mark.parametrize("jit", ["false", "true"])
 def test_mirrored_precision_xla_matrix_trains(tmp_path, precision, jit):
@@ -166,6 +187,8 @@ def test_impossible_requests_are_clear(tmp_path):
         experiment.build(_config(strategy="tpu", tpu="local"), str(tmp_path))
     with pytest.raises(ConfigError, match="strategy=multi_worker needs TF_CONFIG"):
         experiment.build(_config(strategy="multi_worker"), str(tmp_path))
+    with pytest.raises(ConfigError, match="config.fault_nan_in=batchnorm poisons state this run does not have"):
+        experiment.build(_config(model="seed_cnn", fault_nan_in="batchnorm"), str(tmp_path))
 
 
 def test_sync_batchnorm_setting(tmp_path):

@@ -350,18 +350,25 @@ def test_sigkill_of_a_worker_then_relaunch_equals_an_unbroken_run(tmp_path):
 
 def test_workers_resuming_a_single_process_run_roll_back_past_a_nan(tmp_path):
     """The preemption handler (multi_worker only) adds a variable to the checkpoint after the resume: a rollback to
-    the single-process run's checkpoint, which lacks it, must still restore it."""
+    the single-process run's checkpoint, which lacks it, must still restore it. The NaN is in worker 1's copy of an
+    optimizer slot alone, twice: both workers see it, roll back, and retry at 0.5 then 0.25 of the rate together."""
     args = ["--config=configs/smoke.py", f"--workdir={tmp_path}", "--config.steps_per_loop=20",
             "--config.eval_every_steps=40", "--config.checkpoint_every_steps=40"]
     single = subprocess.run([sys.executable, "-m", "fmnist.main", *args, "--config.num_train_steps=40"], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr[-3000:]
-    workers = _launch(tmp_path, "--config.num_train_steps=80", "--config.fault_nan_at_step=45")
+    workers = _launch(tmp_path, "--config.num_train_steps=80", "--config.fault_nan_at_step=45",
+                      "--config.fault_nan_in=optimizer", "--config.fault_nan_replica=1", "--config.fault_nan_repeats=2")
     assert workers.returncode == 0, workers.stdout[-4000:]
-    assert re.search(r"^\[worker 1\] .*Non-finite loss in steps 41-60: rolled back to step 40", workers.stdout,
-                     re.M), workers.stdout[-4000:]
+    for worker in (0, 1):
+        scales = re.findall(rf"^\[worker {worker}\] .*Non-finite state in steps 41-60: rolled back to step 40, "
+                            r"learning rate x([0-9.]+)", workers.stdout, re.M)
+        assert scales == ["0.5", "0.25"], workers.stdout[-4000:]
+    prints = FINGERPRINT.findall(workers.stdout)
+    assert len(prints) == 2 and len({fp for _, _, fp in prints}) == 1, prints
     r = json.loads((tmp_path / "results.json").read_text())
-    assert (r["strategy"], r["start_step"], r["steps"], r["nan_retries"]) == ("multi_worker", 40, 80, 1), r
+    assert (r["strategy"], r["start_step"], r["steps"], r["nan_retries"]) == ("multi_worker", 40, 80, 2), r
+    assert r["lr_scale"] == 0.25 and r["train_time_s"] > r["train_time_this_process_s"] > 0, r
 
 
 def test_each_worker_gets_its_own_gpus_with_memory_growth():

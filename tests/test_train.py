@@ -56,16 +56,25 @@ def test_rerun_resumes_and_trains_no_further(smoke_run):
     assert after["resumed_from"].endswith("ckpt-200") and after["start_step"] == 200
     assert after["eval_accuracy"] == pytest.approx(before["eval_accuracy"], abs=1e-6)
     assert after["weights_fingerprint"] == before["weights_fingerprint"]
+    assert after["train_time_s"] == before["train_time_s"] and after["train_time_this_process_s"] == 0  # The run's.
 
 
 def test_longer_run_resumes_where_it_stopped(smoke_run, tmp_path):
-    """Extending a finished run continues from its last step, not from zero."""
+    """Extending a finished run continues from its last step, not from zero; results.json's train_time_s and
+    time_to_target_s, and evals.jsonl's train_time_s, count the first process's training too."""
     workdir, _ = smoke_run
-    proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}", "--config.num_train_steps=240")
+    first = read_results(workdir)
+    proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}", "--config.num_train_steps=240",
+                    "--config.target_accuracy=0.01")  # Reached at the first evaluation, at the end (step 240).
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = read_results(workdir)
-    assert r["start_step"] == 200 and r["steps"] == 240
+    assert r["start_step"] == 200 and r["steps"] == 240 and r["target_step"] == 240
     assert "Resumed from" in proc.stderr
+    assert 0 < r["train_time_this_process_s"] < r["train_time_s"]
+    assert r["train_time_s"] == pytest.approx(first["train_time_s"] + r["train_time_this_process_s"], rel=1e-12)
+    assert r["time_to_target_s"] == r["train_time_s"]
+    evals = [json.loads(line) for line in (workdir / "evals.jsonl").read_text().splitlines()]
+    assert evals[-1]["step"] == 240 and evals[-1]["train_time_s"] == r["train_time_s"]
 
 
 def test_eval_mode_evaluates_the_checkpoint_without_training(smoke_run):
