@@ -97,8 +97,7 @@ def load_model(workdir: str | Path, checkpoint: str | None = None, weights: str 
     if name not in models.MODELS:
         raise UserError(f"{root / 'config.json'} names model {name!r}, unknown to this fmnist "
                         f"(known: {', '.join(sorted(models.MODELS))})")
-    model = models.build(name, dtype="float32", width=config.get("model_width", 0),
-                         depth=config.get("model_depth", 0), dropout=config.get("dropout", 0.0))
+    model = models.from_config(config, dtype="float32")  # As training built it, options included.
     restore_weights(model, path, weights)
     return model, path, config
 
