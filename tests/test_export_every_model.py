@@ -5,12 +5,14 @@ scores in each deploy runtime what its results.json reported."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
 
+from benchmarks import export_matrix
 from configs import airbench
-from fmnist import experiment, export, file_export
+from fmnist import dataset, experiment, export, file_export, models
 
 # Airbench variants whose rebuild differs from the builder's defaults: configs/airbench.py as is (no BatchNorm
 # scale, logits x 1/9), logit_scale alone (an export that drops it still fits the checkpoint: only its
@@ -49,3 +51,39 @@ def test_the_export_rebuilds_the_model_training_built(tmp_path, splits, variant)
 
         path = export.export(tmp_path, tmp_path / "model.onnx", format="onnx")
         np.testing.assert_allclose(runtimes.load(path)(images), trained, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, splits) -> dict[tuple[str, str], dict]:
+    """benchmarks.export_matrix's records of every model, keyed by (model, format). The runs name their data dir
+    (the real one) in their config, and the export processes run with TFDS_DATA_DIR pointing where no dataset can
+    be: the int8 calibration must read the run's data_dir."""
+    root = tmp_path_factory.mktemp("every-model")
+    (root / "a_file").write_text("")
+    env = {**os.environ, "TFDS_DATA_DIR": str(root / "a_file" / "tensorflow_datasets")}
+    test = splits[0]["test"]
+    records = export_matrix.run(sorted(models.MODELS), root, test.images, test.labels,
+                                data_dir=str(dataset.resolve_data_dir(None)), export_env=env)
+    print(export_matrix.matrix(records))  # The matrix, for -s and for a failure's report.
+    return {(r["model"], r["format"]): r for r in records}
+
+
+RUNTIMES = {"saved_model": "TensorFlow", "litert": "LiteRT", "litert_int8": "LiteRT", "onnx": "ONNX Runtime"}
+
+
+@pytest.mark.parametrize("model", sorted(models.MODELS))
+def test_every_format_scores_what_the_run_reported(exported, model):
+    """On all 10,000 test images, each file run by its deploy runtime (the .tflite and .onnx files in a process
+    that never imported TensorFlow) gives the test accuracy results.json reported: float formats within 0.05
+    points, int8 within 0.5. The float formats also give its loss, so their probabilities are the trained model's
+    (a dropped logit_scale keeps the accuracy and changes the loss)."""
+    for fmt, runtime in RUNTIMES.items():
+        r = exported[model, fmt]
+        assert r["runtime"] == runtime and r["tensorflow_imported"] == (fmt == "saved_model"), r
+        assert r["examples"] == r["reported_count"] == 10000
+        assert r["reported_accuracy"] > 0.5, r  # A trained model, not noise.
+        tolerance = 0.005 if fmt == "litert_int8" else 0.0005
+        assert abs(r["accuracy"] - r["reported_accuracy"]) <= tolerance + 1e-9, (fmt, r["accuracy"],
+                                                                                  r["reported_accuracy"])
+        if fmt != "litert_int8":
+            assert r["loss"] == pytest.approx(r["reported_loss"], rel=1e-4), (fmt, r["loss"], r["reported_loss"])
