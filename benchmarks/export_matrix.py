@@ -87,16 +87,19 @@ def start_export(workdir: Path, env: dict | None = None) -> subprocess.Popen:
                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
-def finish(proc: subprocess.Popen, workdir: Path, timeout: float = 900) -> None:
-    """Waits for `proc` (`start_export(workdir)`); raises with the tail of its log if it failed."""
+def finish(proc: subprocess.Popen, workdir: Path, timeout: float = 900) -> str | None:
+    """Waits for `proc` (`start_export(workdir)`); None, or how it failed (with the last lines of its log)."""
     code = proc.wait(timeout)
-    if code:
-        tail = "\n".join(workdir.with_suffix(".log").read_text(errors="replace").splitlines()[-15:])
-        raise RuntimeError(f"{' '.join(proc.args[1:])} exited with {code}:\n{tail}")
+    if not code:
+        return None
+    tail = "\n".join(workdir.with_suffix(".log").read_text(errors="replace").splitlines()[-5:])
+    return f"{' '.join(proc.args[1:])} exited with {code}:\n{tail}"
 
 
 def score_files(paths: list[Path], test_data: Path) -> dict[Path, dict]:
     """benchmarks.exports' records of the .tflite/.onnx `paths`, scored by one process without TensorFlow."""
+    if not paths:
+        return {}
     # One thread: ONNX Runtime's default pool spins, which cost 20% more CPU time here and no less wall time.
     proc = subprocess.run([sys.executable, "-m", "benchmarks.exports", *map(str, paths), f"--test_data={test_data}",
                            "--calls=1", "--warmup=0", "--threads=1", "--json"], cwd=ROOT, capture_output=True,
@@ -136,7 +139,8 @@ def run(models: list[str], root: Path, images, labels, data_dir: str = "",
         export_env: dict | None = None) -> list[dict]:
     """Trains `models` one after the other under `root`, each exported by its own process (with `export_env`,
     default this environment) while the next trains; scores every format on `images` and `labels` (the test split
-    of `data_dir`). One record per model and format, in FORMATS order."""
+    of `data_dir`). One record per model and format, in FORMATS order; a model whose export failed has records
+    with only its `error`."""
     import numpy as np
 
     from fmnist import train
@@ -149,26 +153,26 @@ def run(models: list[str], root: Path, images, labels, data_dir: str = "",
                 train.train_and_evaluate(config_of(model, data_dir), str(workdir))
             exports[workdir] = start_export(workdir, export_env)
         with timed("waiting for the exports"):
-            for workdir, proc in exports.items():
-                finish(proc, workdir)
+            errors = {workdir.name: finish(proc, workdir) for workdir, proc in exports.items()}
     finally:
         for proc in exports.values():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    paths = {(m, f): root / m / "export" / FORMATS[f][0] for m in models for f in FORMATS}
+    paths = {(m, f): root / m / "export" / FORMATS[f][0] for m in models for f in FORMATS if not errors[m]}
     np.savez(root / "test.npz", images=images, labels=labels)
     with timed("scoring the files (no TensorFlow)"):
         scored = score_files([p for (_, f), p in paths.items() if f != "saved_model"], root / "test.npz")
     with timed("scoring the SavedModels"):
         scored |= {p: score_saved_model(p, images, labels) for (_, f), p in paths.items() if f == "saved_model"}
     records = []
-    for (model, fmt), path in paths.items():
-        measured = scored[path]
+    for model in models:
         reported = json.loads((root / model / "results.json").read_text())
-        records.append({**measured, "file": measured["model"], "model": model, "format": fmt,
-                        "case": case(model).label(), "reported_accuracy": reported["eval_accuracy"],
-                        "reported_loss": reported["eval_loss"], "reported_count": reported["eval_count"]})
+        for fmt in FORMATS:
+            measured = {"error": errors[model]} if errors[model] else scored[paths[model, fmt]]
+            records.append({**measured, "file": measured.get("model"), "model": model, "format": fmt,
+                            "case": case(model).label(), "reported_accuracy": reported["eval_accuracy"],
+                            "reported_loss": reported["eval_loss"], "reported_count": reported["eval_count"]})
     return records
 
 
@@ -182,6 +186,9 @@ def matrix(records: list[dict]) -> str:
     for model, row in rows.items():
         cells = []
         for fmt in FORMATS:
+            if "error" in row[fmt]:
+                cells.append("export failed")
+                continue
             delta = round(100 * (row[fmt]["accuracy"] - row["reported"]), 2)
             cells.append(f"{row[fmt]['accuracy']:.2%}" + (f" ({delta:+.2f})" if delta else ""))
         lines.append(f"| {model} | `{row['case']}` | {row['reported']:.2%} | " + " | ".join(cells) + " |")
@@ -213,6 +220,8 @@ def main() -> None:
         records = run(names, root, test.images, test.labels, args.data_dir)
     print(f"{len(names)} models in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     print("\n".join(map(json.dumps, records)) if args.json else matrix(records))
+    for model in dict.fromkeys(r["model"] for r in records if "error" in r):
+        print(next(r["error"] for r in records if r["model"] == model), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ def test_every_format_scores_what_the_run_reported(exported, model):
     (a dropped logit_scale keeps the accuracy and changes the loss)."""
     for fmt, runtime in RUNTIMES.items():
         r = exported[model, fmt]
+        assert "error" not in r, r["error"]
         assert r["runtime"] == runtime and r["tensorflow_imported"] == (fmt == "saved_model"), r
         assert r["examples"] == r["reported_count"] == 10000
         assert r["reported_accuracy"] > 0.5, r  # A trained model, not noise.
