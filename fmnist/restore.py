@@ -86,7 +86,8 @@ def resolve_weights(weights: str, config: dict) -> str:
 
 
 def load_model(workdir: str | Path, checkpoint: str | None = None, weights: str = "auto"):
-    """(float32 Keras model with the checkpoint's weights, checkpoint path, config dict) of a training run."""
+    """(float32 Keras model with the checkpoint's weights, checkpoint path, config dict) of a training run. The model
+    is rebuilt from config.json by `models.from_config`, as training built it."""
     root = Path(workdir).expanduser().absolute()
     config = read_config(root)
     weights = resolve_weights(weights, config)
