@@ -145,7 +145,7 @@ def measure(spec: CellSpec) -> dict:
         drain, pipeline_iterator = pipeline_drain(exp), exp.train_iterator(0)
         pipeline_s = timed(lambda: drain(pipeline_iterator, tf.constant(spec.steps)), spec.warmup, spec.repeats,
                            "pipeline")
-        counting_model = models.build(exp.config.model, width=exp.config.model_width, depth=exp.config.model_depth)
+        counting_model = models.from_config(exp.config)  # float32: the profiler's FLOPs of the trained graph.
         forward = flops.forward_flops_per_example(counting_model)
 
     train = common.rates(spec.steps * batch, train_s)

@@ -5,7 +5,8 @@
 MODEL is a .tflite file (LiteRT interpreter, ai-edge-litert), an .onnx file (ONNX Runtime) or a SavedModel (a
 version folder or an export root; TensorFlow, its serving_default signature). For each:
 - size: the file's bytes (a SavedModel: all files of its folder);
-- accuracy: on every image of the test data, in batches of --batch_size;
+- accuracy and loss: on every image of the test data, in batches of --batch_size; the loss is the mean cross-entropy
+  -ln p(true class), as training reports it (probabilities floored at float32's smallest normal number);
 - latency: median (and 90th percentile) of --calls calls on one image (batch 1), each a different test image, after
   --warmup calls, timed around the runtime's call alone (LiteRT: set_tensor, invoke, get_tensor).
 --test_data is an .npz with `images` uint8 [N,28,28,1] and `labels`; without it the test split comes from
@@ -76,8 +77,8 @@ def measure(path: str, images: np.ndarray, labels: np.ndarray) -> dict:
         classify = runtimes.load(path, num_threads=threads)
     else:
         classify = saved_model_classifier(path)
-    predicted = np.concatenate([classify(images[i:i + _BATCH.value]).argmax(-1)
-                                for i in range(0, len(images), _BATCH.value)])
+    probabilities = np.concatenate([classify(images[i:i + _BATCH.value]) for i in range(0, len(images), _BATCH.value)])
+    predicted = probabilities.argmax(-1)
     times = []
     for i in range(_WARMUP.value + _CALLS.value):
         image = images[i % len(images)][None]
@@ -86,10 +87,17 @@ def measure(path: str, images: np.ndarray, labels: np.ndarray) -> dict:
         times.append(time.perf_counter() - start)
     times = sorted(times[_WARMUP.value:])
     return {"model": str(classify.path), "runtime": runtime_name(path), "size_bytes": size_bytes(Path(classify.path)),
-            "accuracy": float((predicted == labels).mean()), "examples": len(labels),
+            "accuracy": float((predicted == labels).mean()), "loss": cross_entropy(probabilities, labels),
+            "examples": len(labels),
             "latency_ms_median": 1e3 * statistics.median(times),
             "latency_ms_p90": 1e3 * times[min(len(times) - 1, int(0.9 * len(times)))], "calls": len(times),
             "threads": threads or "default", "tensorflow_imported": "tensorflow" in sys.modules}
+
+
+def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Mean -ln p(label), in float64, with p floored at float32's smallest normal number (an underflowed 0)."""
+    chosen = probabilities[np.arange(len(labels)), labels].astype(np.float64)
+    return float(-np.log(np.maximum(chosen, np.finfo(np.float32).tiny)).mean())
 
 
 def runtime_name(path: str) -> str:

@@ -163,8 +163,7 @@ def build(config, workdir: str) -> Experiment:
     sync_bn = synchronized_batchnorm(runtime, jit, normalize_jit(config.sync_batchnorm))
     with runtime.strategy.scope():
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        model = models.build(config.model, dtype=resolved_precision, width=config.model_width,
-                             depth=config.model_depth, dropout=config.dropout, options=models.model_options(config))
+        model = models.from_config(config, dtype=resolved_precision)
         _initialize(model, config, train_split)
         layers.synchronize_batchnorm(model, sync_bn)
         layers.bind_step(model, step, config.seed)

@@ -3,7 +3,7 @@
 Input uint8 pixels [N,28,28,1] (0-255, Fashion-MNIST style), output float32 probabilities [N,10]; the
 standardisation is inside. Written by Keras's `model.export(format="litert")`, which runs TensorFlow's LiteRT
 converter; `quantize="int8"` passes it the settings of full-integer post-training quantisation:
-- weights and activations int8, calibrated on CALIBRATION_IMAGES training images;
+- weights and activations int8, calibrated on CALIBRATION_IMAGES training images (from the run's data_dir);
 - the input is uint8 with scale 1 and zero point 0, so it takes the raw pixels (no float op before the first
   convolution);
 - the output is dequantised to float32 probabilities (steps of 1/256: the softmax runs in int8).
@@ -22,10 +22,11 @@ CHECK_IMAGES = 200        # Other training images the int8 file is checked on.
 MIN_AGREEMENT = 0.95      # Share of CHECK_IMAGES on which the int8 file must pick the float model's class.
 
 
-def export(model, path: Path, quantize: str = "none") -> None:
-    """Writes `model` (float32 logits from standardised images) to the .tflite file `path`, atomically."""
+def export(model, path: Path, quantize: str = "none", data_dir: str | None = None) -> None:
+    """Writes `model` (float32 logits from standardised images) to the .tflite file `path`, atomically. `data_dir`:
+    the run's TFDS data dir (config.data_dir; None: the default), where int8 takes its training images from."""
     if quantize == "int8":
-        calibration, held_out = training_images()
+        calibration, held_out = training_images(data_dir)
         write_atomically(path, lambda tmp: _write_int8(model, tmp, calibration),
                          lambda tmp: _check_int8(tmp, model, held_out))
     else:
@@ -33,13 +34,14 @@ def export(model, path: Path, quantize: str = "none") -> None:
                          lambda tmp: check_reproduces(tmp, model))
 
 
-def training_images():
-    """(CALIBRATION_IMAGES, CHECK_IMAGES) distinct training images, uint8 [N,28,28,1], chosen with a fixed seed."""
+def training_images(data_dir: str | None = None):
+    """(CALIBRATION_IMAGES, CHECK_IMAGES) distinct training images of the dataset in `data_dir`, uint8 [N,28,28,1],
+    chosen with a fixed seed."""
     import numpy as np
 
     from fmnist import dataset
 
-    images = dataset.load()[0]["train"].images
+    images = dataset.load(data_dir or None)[0]["train"].images
     order = np.random.default_rng(0).permutation(len(images))
     return images[order[:CALIBRATION_IMAGES]], images[order[CALIBRATION_IMAGES:CALIBRATION_IMAGES + CHECK_IMAGES]]
 

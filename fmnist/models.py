@@ -34,7 +34,7 @@ def register(name: str) -> Callable[[Builder], Builder]:
 def build(name: str, *, dtype: str = "float32", width: int = 0, depth: int = 0, dropout: float = 0.0,
           options: dict | None = None) -> keras.Model:
     """Builds model `name` with a Keras dtype policy name ('float32', 'mixed_bfloat16', 'mixed_float16').
-    `options`: the keyword options of models that have their own (`model_options`)."""
+    `options`: the keyword options of models that have their own (`model_options`). A run's model: `from_config`."""
     return MODELS[name](dtype=keras.DTypePolicy(dtype), width=width, depth=depth, dropout=dropout, **(options or {}))
 
 
@@ -44,8 +44,19 @@ AIRBENCH_OPTIONS = {"whitening_patch": 4, "activation": "gelu", "logit_scale": 1
 
 
 def model_options(config) -> dict:
-    """The builder options of config.model taken from the config (airbench's; none for the others)."""
-    return {k: config[k] for k in AIRBENCH_OPTIONS} if config.model == "airbench" else {}
+    """The builder options of config.model taken from the config (airbench's; none for the others). `config`: a
+    ConfigDict or config.json's dict; a key it lacks (a run older than the key) takes the builder's default."""
+    if config.get("model") != "airbench":
+        return {}
+    return {k: config.get(k, default) for k, default in AIRBENCH_OPTIONS.items()}
+
+
+def from_config(config, dtype: str = "float32") -> keras.Model:
+    """The model a run of `config` trains (a ConfigDict, or config.json's dict): its name, width, depth, dropout and
+    the model's own options. Training, export and the benchmarks all build a run's model here, so that they cannot
+    build different graphs (an export that dropped airbench's logit_scale would serve wrong probabilities)."""
+    return build(config["model"], dtype=dtype, width=config.get("model_width", 0), depth=config.get("model_depth", 0),
+                 dropout=config.get("dropout", 0.0), options=model_options(config))
 
 
 def _head(x, dropout: float, dtype) -> keras.KerasTensor:

@@ -86,7 +86,8 @@ def resolve_weights(weights: str, config: dict) -> str:
 
 
 def load_model(workdir: str | Path, checkpoint: str | None = None, weights: str = "auto"):
-    """(float32 Keras model with the checkpoint's weights, checkpoint path, config dict) of a training run."""
+    """(float32 Keras model with the checkpoint's weights, checkpoint path, config dict) of a training run. The model
+    is rebuilt from config.json by `models.from_config`, as training built it."""
     root = Path(workdir).expanduser().absolute()
     config = read_config(root)
     weights = resolve_weights(weights, config)
@@ -97,8 +98,7 @@ def load_model(workdir: str | Path, checkpoint: str | None = None, weights: str 
     if name not in models.MODELS:
         raise UserError(f"{root / 'config.json'} names model {name!r}, unknown to this fmnist "
                         f"(known: {', '.join(sorted(models.MODELS))})")
-    model = models.build(name, dtype="float32", width=config.get("model_width", 0),
-                         depth=config.get("model_depth", 0), dropout=config.get("dropout", 0.0))
+    model = models.from_config(config, dtype="float32")  # As training built it, options included.
     restore_weights(model, path, weights)
     return model, path, config
 

@@ -1,9 +1,8 @@
-"""The LiteRT (float32, int8) and ONNX exports: parity with the trained model measured in a fresh process that runs
-the deploy runtimes without TensorFlow, the int8 file's integer graph, atomic writes, one-line errors."""
+"""The LiteRT (float32, int8) and ONNX exports of the smoke run: the int8 file's integer graph, atomic writes,
+one-line errors. Every model's exports scored by the deploy runtimes without TensorFlow: test_export_every_model.py."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -34,28 +33,6 @@ def test_files_and_the_int8_graph(exported_files):
         assert int8._get_tensor_details(op["inputs"][0], 0)["dtype"] == np.int8
         assert int8._get_tensor_details(op["inputs"][1], 0)["dtype"] == np.int8
     assert int8.get_output_details()[0]["dtype"] == np.float32  # Dequantised probabilities.
-
-
-def test_test_set_parity_in_a_fresh_process_with_the_deploy_runtimes(exported_files, trained_smoke, splits, tmp_path):
-    """All 10,000 test images through ai-edge-litert and onnxruntime in a process that never imports TensorFlow,
-    against the trained model (which the SavedModel reproduces to 1e-5, tests/test_export.py)."""
-    test = splits[0]["test"]
-    np.savez(tmp_path / "test.npz", images=test.images, labels=test.labels)
-    proc = run_module("benchmarks.exports", *map(str, exported_files.values()), f"--test_data={tmp_path / 'test.npz'}",
-                      "--calls=5", "--warmup=1", "--json")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    records = {Path(r["model"]).name: r for r in map(json.loads, proc.stdout.splitlines())}
-    assert not any(r["tensorflow_imported"] for r in records.values())
-    assert {r["examples"] for r in records.values()} == {10000}
-
-    model, _, _ = export.load_model(trained_smoke)
-    probabilities = np.concatenate([file_export.reference_probabilities(model, test.images[i:i + 2000])
-                                    for i in range(0, 10000, 2000)])
-    reference = float((probabilities.argmax(-1) == test.labels).mean())
-    assert reference > 0.7  # A trained model, not noise.
-    for name, tolerance in (("model.tflite", 0.0005), ("model.onnx", 0.0005), ("model_int8.tflite", 0.005)):
-        assert abs(records[name]["accuracy"] - reference) <= tolerance, (name, records[name]["accuracy"], reference)
-    assert records["model.tflite"]["runtime"] == "LiteRT" and records["model.onnx"]["runtime"] == "ONNX Runtime"
 
 
 def test_bad_options_and_paths_are_refused_before_anything_is_written(trained_smoke, tmp_path):
@@ -104,6 +81,7 @@ def test_command_line_errors_are_one_line(trained_smoke, tmp_path):
     shutil.copy(trained_smoke / "config.json", tmp_path / "config.json")  # A run without checkpoints.
     cases = [(["--workdir=" + str(trained_smoke), "--format=tflite"], "unknown --format=tflite"),
              (["--workdir=" + str(trained_smoke), "--format=onnx", "--quantize=int8"], "applies to --format=litert"),
+             (["--workdir=" + str(trained_smoke), "--format=all", "--quantize=int8"], "does not apply to --format=all"),
              (["--workdir=" + str(tmp_path), "--format=litert"], "holds no checkpoint: train first"),
              (["--workdir=" + str(trained_smoke), "--format=onnx", f"--output={tmp_path / 'config.json' / 'm.onnx'}"],
               "pass a writable --output")]
