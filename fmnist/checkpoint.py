@@ -46,7 +46,9 @@ class Checkpoints:
     def _fitting(self, path: str) -> tf.train.Checkpoint:
         """This run's checkpoint object, without the ADDED_LATER objects that `path` predates (they keep their
         initial values: a run resumed from such a checkpoint counts its training seconds from the resume)."""
-        saved = {name.split("/", 1)[0] for name, _ in tf.train.list_variables(path)}
+        # The reader, not tf.train.list_variables: that one takes a ram:// checkpoint prefix for a directory.
+        reader = tf.compat.v1.train.NewCheckpointReader(path)
+        saved = {name.split("/", 1)[0] for name in reader.get_variable_to_shape_map()}
         missing = [k for k in ADDED_LATER if k in self.objects and k not in saved]
         if not missing:
             return self.checkpoint
