@@ -27,9 +27,10 @@ Exit code: 0 when the sweep finished, 1 when some trials failed (the others stil
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from launch import Parser
@@ -91,6 +92,24 @@ def sweep(args: argparse.Namespace) -> int:
     return _optimize(args, space, method, pruner, budget, workdir)
 
 
+@contextlib.contextmanager
+def stop_on_signals(runner) -> Iterator[dict]:
+    """While in the block, SIGINT/SIGTERM stop the runner's trials; yields {"signal": the first one caught}."""
+    caught = {}
+
+    def on_signal(signum, frame):
+        caught.setdefault("signal", signum)
+        log(f"{signal.Signals(signum).name}: stopping the running trials (they resume when the sweep runs again)")
+        runner.stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def _optimize(args, space, method: str, pruner: str, budget: int, workdir: Path) -> int:
     from launch import sweep_report, sweep_study
     from launch.trial_runner import TrialFailed, TrialInterrupted, TrialRunner
@@ -100,14 +119,6 @@ def _optimize(args, space, method: str, pruner: str, budget: int, workdir: Path)
     study = sweep_study.open_study(space, storage, study_name, method, pruner)
     runner = TrialRunner(args.config, workdir, space, log=log)
     header = {"sweep": args.sweep, "config": args.config, "method": method, "pruner": pruner, "study": study_name}
-    caught = {}
-
-    def on_signal(signum, frame):
-        caught.setdefault("signal", signum)
-        log(f"{signal.Signals(signum).name}: stopping the running trials (they resume when the sweep runs again)")
-        runner.stop()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def after_trial(study, trial):
         value = "" if trial.value is None else f", validation {100 * trial.value:.2f}%"
@@ -118,14 +129,11 @@ def _optimize(args, space, method: str, pruner: str, budget: int, workdir: Path)
     todo = sweep_study.remaining(study, budget, distinct=method == "grid")
     log(f"study {study_name!r} in {storage}: sampler {method}, pruner {pruner}, {budget} trials, {todo} to start, "
         f"{args.parallel} at a time here; trial logs in {workdir / 'trials'}/*/log.txt")
-    try:
+    with stop_on_signals(runner) as caught:
         if todo:
             study.optimize(runner, n_jobs=args.parallel, catch=(TrialFailed, TrialInterrupted),
                            callbacks=[sweep_study.StopAtBudget(budget, method == "grid", lambda: runner.stopping),
                                       after_trial])
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
     if "signal" in caught:
         requeued = sweep_study.requeue_interrupted(study)
         log(f"stopped; trials {requeued} enqueued again: run the same command to resume")
