@@ -3,9 +3,12 @@ resuming an interrupted sweep, honest selection (trials never evaluate the test 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
+import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,6 +24,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from launch import search_space, sweep_study
 from launch.search_space import SweepError
+from launch.trial_runner import trial_command
 
 BASE = {"model": "seed_cnn", "model_width": 0, "model_depth": 0, "learning_rate": 1e-3, "validation_size": 0,
         "num_train_steps": -1, "evaluate_test": True}
@@ -178,11 +182,14 @@ def test_pruner_stops_a_running_trial_on_its_validation_accuracy(tmp_path):
     assert 0 < trial.user_attrs["epochs_trained"] < 600 / (59000 // 128)
 
 
-def test_interrupted_sweep_resumes_its_trial_from_checkpoints(tmp_path):
+def test_ctrl_c_on_the_sweeps_process_group_checkpoints_the_trial_and_resumes_it_bit_exactly(tmp_path):
+    """SIGINT to the sweep's whole process group, as a terminal's Ctrl-C sends it: the running trial saves a
+    checkpoint and no process prints a traceback; the same command then resumes the trial from that checkpoint and
+    ends with the weights of an unbroken run (deterministic mode)."""
     sweep_file = write_sweep(tmp_path / "resume.py", {
         "method": "random", "num_trials": 2, "parameters": {"model_width": [8]},
         "fixed": {"model": "seed_cnn", "num_train_steps": 120, "steps_per_loop": 10, "eval_every_steps": 20,
-                  "checkpoint_every_steps": 20, "validation_size": 1000}})
+                  "checkpoint_every_steps": 20, "validation_size": 1000, "deterministic": True}})
     workdir = tmp_path / "w"
     workdir.mkdir()
     args = ["--config=configs/smoke.py", f"--sweep={sweep_file}", f"--workdir={workdir}"]
@@ -192,29 +199,80 @@ def test_interrupted_sweep_resumes_its_trial_from_checkpoints(tmp_path):
     # a TensorFlow process, and the shared-study test covers it): this test is about resuming.
     study.add_trial(optuna.trial.create_trial(params={"model_width": 8}, value=1.0, distributions={
         "model_width": optuna.distributions.CategoricalDistribution([8])}))
-    proc = subprocess.Popen(sweep_command(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen(sweep_command(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)  # Its own process group, as a terminal's job.
     deadline = time.monotonic() + 300
     while not list(workdir.glob("trials/*/evals.jsonl")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    out = proc.communicate(timeout=300)[0]
-    assert proc.returncode == 128 + signal.SIGINT, out[-3000:]
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGINT, out[-3000:] + err[-2000:]
+    assert "Traceback" not in out + err, err[-3000:]
     study = load_study(workdir, "resume")
     assert [(t.state, bool(t.user_attrs.get("interrupted"))) for t in study.trials] == [
         (TrialState.COMPLETE, False), (TrialState.FAIL, True), (TrialState.WAITING, False)]
     (d,) = workdir.glob("trials/*")
-    assert "stopped: SIGTERM" in (d / "log.txt").read_text() and not (d / "results.json").exists()
+    log = (d / "log.txt").read_text()
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log[-3000:]
+    stopped_at = int(re.search(r"fmnist: stopped: SIGTERM at step (\d+); checkpoint saved", log).group(1))
+    assert (d / "checkpoints" / f"ckpt-{stopped_at}.index").is_file() and not (d / "results.json").exists()
 
     again = run_sweep(*args)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
-    assert "resuming at step" in again.stdout and "Resumed from" in (d / "log.txt").read_text()
+    assert f"resuming at step {stopped_at}" in again.stdout and "Resumed from" in (d / "log.txt").read_text()
     results = read_results(d)
-    assert results["steps"] == 120 and results["start_step"] > 0
+    assert results["steps"] == 120 and results["start_step"] == stopped_at
+    unbroken = subprocess.run(trial_command("configs/smoke.py", tmp_path / "unbroken", space.overrides(
+        {"model_width": 8})), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert unbroken.returncode == 0, unbroken.stderr[-3000:]
+    assert results["weights_fingerprint"] == read_results(tmp_path / "unbroken")["weights_fingerprint"]
     trials = load_study(workdir, "resume").trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
     assert trials[2].user_attrs["retry_of"] == 1 and trials[2].value == pytest.approx(results["validation_accuracy"])
-    assert 0 < trials[2].user_attrs["steps_trained"] < 120  # Only the steps left after the interruption.
+    assert trials[2].user_attrs["steps_trained"] == 120 - stopped_at  # Only the steps left after the interruption.
+
+
+def _children(pid: int) -> list[int]:
+    """The pids whose parent is `pid` (from /proc)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # Gone meanwhile.
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def test_a_trial_that_does_not_stop_is_killed_after_the_stop_timeout(tmp_path):
+    """A trial that cannot act on SIGTERM (here: stopped with SIGSTOP) gets SIGKILL --stop_timeout seconds after it,
+    with a line, and the sweep exits instead of waiting for it forever."""
+    sweep_file = write_sweep(tmp_path / "stuck.py", {"method": "random", "num_trials": 1,
+                                                     "parameters": {"model_width": [8]},
+                                                     "fixed": {"validation_size": 1000}})
+    proc = subprocess.Popen(sweep_command("--config=configs/smoke.py", f"--sweep={sweep_file}",
+                                          f"--workdir={tmp_path / 'w'}", "--stop_timeout=2"),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline, trial = time.monotonic() + 120, []
+    while not trial and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        trial = _children(proc.pid)
+    assert trial, proc.communicate()[0][-3000:]
+    try:
+        os.kill(trial[0], signal.SIGSTOP)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        for pid in (*trial, proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert proc.returncode == 128 + signal.SIGINT, out[-3000:] + err[-2000:]
+    assert re.search(r"^\[sweep\] trial 0: still running 2 s after SIGTERM; SIGKILL to its process group \d+", out,
+                     re.M), out[-3000:]
+    assert not Path(f"/proc/{trial[0]}").exists()
+    (t, retry) = load_study(tmp_path / "w", "stuck").trials
+    assert t.state == TrialState.FAIL and t.user_attrs["interrupted"] and retry.state == TrialState.WAITING
 
 
 def test_failed_trial_is_recorded_with_its_one_line_error(tmp_path):
@@ -249,3 +307,23 @@ def test_each_pruner_stops_a_trial_far_below_the_others_at_its_first_evaluation(
         pruned.append(trial.should_prune())
         study.tell(trial, state=TrialState.PRUNED if pruned[-1] else TrialState.FAIL)
     assert any(pruned)
+
+
+def test_a_signal_while_the_main_thread_holds_the_runner_lock_does_not_deadlock(tmp_path):
+    """The sweep's SIGINT handler runs in the main thread between any two bytecodes, possibly while that thread is
+    inside the runner's lock (registering or forgetting a trial process): it must not wait for that lock."""
+    script = f"""
+import os, signal
+from pathlib import Path
+from launch import search_space, sweep
+from launch.trial_runner import TrialRunner
+runner = TrialRunner("configs/smoke.py", Path({str(tmp_path)!r}),
+                     search_space.load("configs/sweeps/tiny.py", "configs/smoke.py"))
+with sweep.stop_on_signals(runner) as caught:
+    with runner.lock:
+        os.kill(os.getpid(), signal.SIGINT)
+print("caught", caught["signal"], "stopping", runner.stopping)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[-1] == f"caught {int(signal.SIGINT)} stopping True"
