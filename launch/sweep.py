@@ -72,9 +72,17 @@ def log(message: str) -> None:
     print(f"[sweep] {message}", flush=True)
 
 
+def absolute_config(config_arg: str) -> str:
+    """--config's file made absolute against the caller's directory (a `:ARG` suffix kept): resolved once here, so
+    trials, which run from the repository root, read the file the sweep read."""
+    path, sep, arg = config_arg.partition(":")
+    return str(Path(path).expanduser().absolute()) + sep + arg
+
+
 def sweep(args: argparse.Namespace) -> int:
     from launch import search_space
 
+    args.config, args.sweep = absolute_config(args.config), str(Path(args.sweep).expanduser().absolute())
     space = search_space.load(args.sweep, args.config)
     method, pruner = args.sampler or space.method, args.pruner or space.pruner
     if method == "grid" and space.method != "grid":

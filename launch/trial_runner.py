@@ -37,6 +37,7 @@ from launch.sweep_study import INTERRUPTED, SURPLUS, within_budget
 
 TRAIN_EXAMPLES = 60000  # Fashion-MNIST's train split (fmnist.config_validation, not imported: it loads Keras).
 POLL_S = 0.5
+SAME_TRIAL = ("overrides", "config_hash")  # What trial.json must match for a result to be reused (not the path).
 STOP_TIMEOUT_S = 120.0  # SIGKILL a trial that has not stopped this long after SIGTERM (launch.sweep --stop_timeout).
 
 
@@ -150,7 +151,8 @@ class TrialRunner:
             raise TrialInterrupted("the sweep is stopping")
         spec = self.spec(params)
         results = read_json(d / "results.json")
-        if results is not None and read_json(d / "trial.json") == json.loads(json.dumps(spec)):
+        recorded = read_json(d / "trial.json") or {}
+        if results is not None and all(recorded.get(k) == json.loads(json.dumps(spec[k])) for k in SAME_TRIAL):
             self._report(trial, read_evals(d), prune=False, reported=set())
             self.log(f"trial {trial.number} {d.name}: reused the results of the same config")
             return self._finish(trial, params, d, results, results["steps"], results["steps"])

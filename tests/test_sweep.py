@@ -27,7 +27,7 @@ from launch.search_space import SweepError
 from launch.trial_runner import trial_command
 
 BASE = {"model": "seed_cnn", "model_width": 0, "model_depth": 0, "learning_rate": 1e-3, "validation_size": 0,
-        "num_train_steps": -1, "evaluate_test": True}
+        "num_train_steps": -1, "evaluate_test": True, "seed": 0, "validation_seed": -1}
 TINY = ["--config=configs/smoke.py", "--sweep=configs/sweeps/tiny.py"]
 
 
@@ -59,6 +59,9 @@ def write_sweep(path: Path, sweep: dict) -> Path:
     ({"parameters": {"model_width": [8, 8]}, "fixed": {"validation_size": 10}}, "twice"),
     ({"parameters": {"model_width": [8]}, "fixed": {"model_width": 8, "validation_size": 10}}, "both swept and fixed"),
     ({"parameters": {"model_width": [8]}, "fixed": {"evaluate_test": True, "validation_size": 10}}, "evaluate_test"),
+    ({"parameters": {"validation_seed": [0, 1]}, "fixed": {"validation_size": 10}}, "validation_seed cannot be swept"),
+    ({"parameters": {"model_width": [8]}, "fixed": {"validation_size": 10, "profile_steps": {1, 2}}},
+     "fixed: Object of type set"),
 ])
 def test_bad_sweeps_are_refused(spec, message):
     with pytest.raises(SweepError, match=message):
@@ -81,6 +84,31 @@ def test_samplers_draw_from_the_space_and_the_grid_is_complete():
     study.optimize(lambda t: len(grid.suggest(t)), n_trials=10)  # The grid sampler stops the study when done.
     assert sorted(json.dumps(t.params, sort_keys=True) for t in study.trials) == sorted(
         json.dumps(p, sort_keys=True) for p in search_space.grid_points(grid))
+
+
+def test_a_space_given_with_tuples_is_the_same_space_when_the_study_is_resumed(tmp_path):
+    sweep = {"method": "tpe", "num_trials": 2, "fixed": {"validation_size": 10},
+             "parameters": {"learning_rate": {"log_uniform": (1e-4, 1e-2)}}}
+    storage = sweep_study.default_storage(tmp_path)
+    for _ in range(2):  # Created, then resumed: the study recorded the space as JSON (lists).
+        study = sweep_study.open_study(search_space.check(sweep, BASE, "t"), storage, "t", "tpe", "none")
+    assert study.user_attrs["search_space"]["parameters"] == {"learning_rate": {"log_uniform": [1e-4, 1e-2]}}
+
+
+def test_every_trial_ranks_on_one_hold_out_whatever_it_sweeps():
+    """The hold-out's seed is pinned for the study (the base config's), so trials that sweep `seed` differ in their
+    training only; a run outside a sweep keeps the hold-out it always had (validation_seed -1: seed)."""
+    from ml_collections import ConfigDict
+
+    from fmnist.experiment import hold_out_seed
+
+    base = search_space.load_base_config("configs/smoke.py") | {"seed": 5}
+    space = search_space.check({"parameters": {"seed": [0, 1], "learning_rate": [1e-3, 2e-3]},
+                                "fixed": {"validation_size": 100}}, base, "s")
+    trials = [ConfigDict({**space.base, **space.overrides(p)}) for p in search_space.grid_points(space)]
+    assert sorted(t.seed for t in trials) == [0, 0, 1, 1]
+    assert {hold_out_seed(t) for t in trials} == {5}
+    assert hold_out_seed(ConfigDict(base)) == 5 and base["validation_seed"] == -1
 
 
 def test_trials_are_recognised_by_their_config_contents_not_its_path(tmp_path):
@@ -154,6 +182,41 @@ def test_two_processes_share_one_study_and_only_the_winner_sees_the_test_split(t
     again = run_sweep(*args)  # The study is done: nothing is trained or evaluated again.
     assert again.returncode == 0 and "0 to start" in again.stdout and ": started" not in again.stdout
     assert f"test {100 * test['accuracy']:.2f}%" in again.stdout
+
+
+def test_the_budget_holds_with_parallel_trials_a_resumed_study_and_two_processes(tmp_path):
+    """A study of 2 trials resumed with 1 done, continued by two processes at once with --parallel=2 each (4 trials
+    could start): exactly 1 more runs. They run from another directory with a relative --config, which trials must
+    read as the sweep did (paths resolve once); the trial sweeps `seed` and ranks on the study's hold-out."""
+    config = tmp_path / "my_smoke.py"
+    config.write_text((ROOT / "configs/smoke.py").read_text().replace("    return c\n",
+                                                                       "    c.keep_checkpoints = 2\n    return c\n"))
+    sweep_file = write_sweep(tmp_path / "budget.py", {
+        "method": "random", "num_trials": 2, "parameters": {"seed": {"int_uniform": [1, 1000]}},
+        "fixed": {"num_train_steps": 10, "steps_per_loop": 10, "validation_size": 1000}})
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    space = search_space.load(str(sweep_file), str(config))
+    study = sweep_study.open_study(space, sweep_study.default_storage(workdir), "budget", "random", "none")
+    study.add_trial(optuna.trial.create_trial(params={"seed": 1}, value=1.0, distributions={  # The winner: no test.
+        "seed": optuna.distributions.IntDistribution(1, 1000)}))
+    args = [f"--config={config.name}", f"--sweep={sweep_file}", "--workdir=w", "--parallel=2"]
+    procs = [subprocess.Popen(sweep_command(*args), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}) for _ in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+
+    trials = load_study(workdir, "budget").trials
+    ran = [t for t in trials if not t.user_attrs.get(sweep_study.SURPLUS)]
+    assert [t.state for t in ran] == [TrialState.COMPLETE, TrialState.COMPLETE], [(t.state, t.user_attrs)
+                                                                                  for t in trials]
+    assert all(t.state == TrialState.FAIL for t in trials if t not in ran)
+    assert sum(o.count(": started") for o in outputs) == 1
+    with open(workdir / "sweep.csv", newline="") as f:
+        assert [int(row["trial"]) for row in csv.DictReader(f)] == [t.number for t in ran]
+    results = read_results(workdir / ran[1].user_attrs["trial_dir"])
+    assert results["config"]["keep_checkpoints"] == 2  # The caller's my_smoke.py, not ROOT/my_smoke.py.
+    assert results["config"]["seed"] == ran[1].params["seed"] and results["config"]["validation_seed"] == 0
 
 
 def test_pruner_stops_a_running_trial_on_its_validation_accuracy(tmp_path):
