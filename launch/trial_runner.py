@@ -205,6 +205,8 @@ class TrialRunner:
             while proc.poll() is None:
                 time.sleep(POLL_S)
                 if term_at is None and stop_now():
+                    if self.stopping:
+                        self.log(f"{name}: the sweep is stopping; SIGTERM (it saves a checkpoint to resume from)")
                     _signal_group(proc, signal.SIGTERM)
                     term_at = time.monotonic()
                 elif term_at is not None and time.monotonic() - term_at >= self.stop_timeout_s:

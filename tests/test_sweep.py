@@ -268,9 +268,12 @@ def test_ctrl_c_on_the_sweeps_process_group_checkpoints_the_trial_and_resumes_it
     while not list(workdir.glob("trials/*/evals.jsonl")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(1)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C again, while the trial saves its checkpoint.
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 128 + signal.SIGINT, out[-3000:] + err[-2000:]
     assert "Traceback" not in out + err, err[-3000:]
+    assert out.count("the sweep is stopping; SIGTERM") == 1, out[-3000:]
     study = load_study(workdir, "resume")
     assert [(t.state, bool(t.user_attrs.get("interrupted"))) for t in study.trials] == [
         (TrialState.COMPLETE, False), (TrialState.FAIL, True), (TrialState.WAITING, False)]
@@ -374,7 +377,7 @@ def test_each_pruner_stops_a_trial_far_below_the_others_at_its_first_evaluation(
 
 def test_a_signal_while_the_main_thread_holds_the_runner_lock_does_not_deadlock(tmp_path):
     """The sweep's SIGINT handler runs in the main thread between any two bytecodes, possibly while that thread is
-    inside the runner's lock (registering or forgetting a trial process): it must not wait for that lock."""
+    inside the runner's lock: it must not wait for that lock."""
     script = f"""
 import os, signal
 from pathlib import Path
