@@ -59,6 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
     # Data.
     c.data_dir = ""               # TFDS data dir ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets).
     c.validation_size = 0         # Examples held out of the train split (seeded) for model selection.
+    c.validation_seed = -1        # Seed of that hold-out (-1: seed). launch.sweep pins it for a whole study.
     c.tta_flip = False            # Also report accuracy with test-time flip averaging (beside the plain figure).
     c.tta_multiview = False       # Also report accuracy_tta_multiview: flip x 1-pixel shifts, 6 views (fmnist/tta.py).
     # Augmentation of training batches (fmnist/augment.py), seeded per step, so resumed runs are bit-exact.

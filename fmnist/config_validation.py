@@ -46,6 +46,7 @@ def validate(config) -> None:
                 "scale_lr_with_batch", "nan_max_retries"):
         _at_least(config, key, 0)
     _at_least(config, "fault_nan_replica", -1, " (-1: every replica)")
+    _at_least(config, "validation_seed", -1, " (-1: config.seed)")
     _validate_fault(config)
     if config.learning_rate <= 0:
         raise ConfigError(f"config.learning_rate={config.learning_rate!r} must be > 0")

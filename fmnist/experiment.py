@@ -143,6 +143,12 @@ class Experiment:
         return digest.hexdigest()[:16]
 
 
+def hold_out_seed(config) -> int:
+    """The seed of the validation hold-out: config.validation_seed, or config.seed when that is -1 (as before the
+    key existed, so older workdirs keep their hold-out)."""
+    return config.seed if config.validation_seed < 0 else config.validation_seed
+
+
 def build(config, workdir: str) -> Experiment:
     """Validates the config, then builds the run; restores nothing (see `Experiment.checkpoints`)."""
     config_validation.validate(config)
@@ -155,7 +161,7 @@ def build(config, workdir: str) -> Experiment:
     jit = precision.resolve_jit_compile(config.jit_compile, runtime.device_type)
 
     data, class_names = dataset.load(config.data_dir or None)
-    train_split, val_split = input_pipeline.hold_out(data["train"], config.validation_size, config.seed)
+    train_split, val_split = input_pipeline.hold_out(data["train"], config.validation_size, hold_out_seed(config))
     splits = {"train": train_split, "test": data["test"]} | ({"validation": val_split} if val_split else {})
     plan = make_plan(config, len(train_split))
     keras.utils.set_random_seed(config.seed)

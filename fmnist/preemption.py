@@ -45,7 +45,9 @@ def any_worker(runtime: Runtime, *flags: bool) -> list[bool]:
 
 class StopRequest:
     """Records SIGTERM/SIGINT. With `forward` (the preemption handler's own SIGTERM handler) it passes the first
-    signal on as SIGTERM and leaves the stop to that handler; otherwise workers agree on it through `any_worker`."""
+    signal on as SIGTERM and leaves the stop to that handler; otherwise workers agree on it through `any_worker`.
+    Idempotent: a repeat (a second Ctrl-C, or a launcher's SIGTERM after a terminal's SIGINT) changes nothing, so it
+    cannot interrupt the checkpoint being saved; SIGKILL stops at once, losing the steps since the last checkpoint."""
 
     def __init__(self, forward: SignalHandler | None = None) -> None:
         self.signal_name: str | None = None
@@ -62,8 +64,8 @@ class StopRequest:
         self._previous.clear()
 
     def _handle(self, signum, frame) -> None:
-        if self.signal_name is not None:  # A second signal: stop now (the last checkpoint stays valid).
-            raise KeyboardInterrupt
+        if self.signal_name is not None:  # Already stopping (no raise, no I/O: this runs between any two bytecodes).
+            return
         self.signal_name = signal.Signals(signum).name
         if self.forward is not None:
             self.forward(signal.SIGTERM, frame)

@@ -19,7 +19,7 @@ from fmnist.workdir_lock import WorkdirLock
 # Keys that fix the checkpointed state's layout (model, optimizer, loss scale) or the meaning of its step (the data
 # order and the hold-out): resuming with other values would be wrong. Precision is compared as resolved.
 STATE_KEYS = ("model", "model_width", "model_depth", "optimizer", "resolved_precision", "batch_size", "seed",
-              "validation_size", "whitening_patch", "batchnorm_scale")
+              "validation_size", "validation_seed", "whitening_patch", "batchnorm_scale")
 
 
 @dataclass

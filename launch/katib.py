@@ -10,8 +10,10 @@ Objective: maximise `validation_accuracy`. Metrics: Katib's StdOut collector, wh
 trial container's output; fmnist logs `validation_accuracy=0.901234` at every evaluation (fmnist/train.py,
 record_evaluation), so median stopping sees every evaluation, as launch.sweep's pruner does. Trials run with
 `--config.evaluate_test=false` (they never see the test split); re-train or evaluate the winner on the test split
-afterwards. The manifest is JSON, which is valid YAML. The namespace needs the label
-`katib.kubeflow.org/metrics-collector-injection=enabled` for the collector sidecar.
+afterwards. FMNIST_ARGS may not set a key the experiment sets (evaluate_test, the swept and fixed keys: change those
+in the sweep file), and come before the experiment's own arguments, which therefore win. The manifest is JSON, which
+is valid YAML. The namespace needs the label `katib.kubeflow.org/metrics-collector-injection=enabled` for the
+collector sidecar.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sys
 from collections.abc import Sequence
 
 from launch import Parser, fmnist_command, split_passthrough, write_manifest
-from launch.search_space import METHODS, SearchSpace, SweepError, format_value, load
+from launch.search_space import METHODS, TRIAL_OVERRIDES, SearchSpace, SweepError, format_value, load
 
 PROG = "launch.katib"
 USAGE = (f"python -m {PROG} --image=IMG --config=CONFIG --sweep=SWEEP [--name=NAME] [--namespace=NS] "
@@ -32,6 +34,21 @@ CONTAINER = "training-container"
 TRIAL_WORKDIR = "/tmp/fmnist-trial"  # Per pod: a trial's checkpoints die with it; Katib keeps the metrics.
 EARLY_STOPPING = ("medianstop", "none")
 _NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_CONFIG_KEY = re.compile(r"--(?:no)?config\.(\w+)")  # absl: --config.KEY=V, --config.KEY V, --[no]config.KEY.
+
+
+def check_extra_args(space: SearchSpace, extra_args: Sequence[str]) -> None:
+    """Refuses arguments after `--` that would set what the experiment sets (a ValueError naming the first)."""
+    own = space.overrides({}) | dict.fromkeys(space.keys)
+    for arg in extra_args:
+        m = _CONFIG_KEY.match(arg)
+        key = m.group(1) if m else None
+        if key in TRIAL_OVERRIDES:
+            raise ValueError(f"{arg} after `--`: trials never evaluate the test split (config.{key} is false in every "
+                             "trial); evaluate the winner on it afterwards")
+        if key in own:
+            raise ValueError(f"{arg} after `--` sets config.{key}, which the sweep file "
+                             f"{'sweeps' if key in space.keys else 'fixes'}; change it there")
 
 
 def trial_parameter_name(key: str) -> str:
@@ -73,10 +90,11 @@ def experiment(space: SearchSpace, *, name: str, image: str, config: str, namesp
         raise ValueError(f"algorithm {algorithm} needs num_trials >= 1 in the sweep file (or --max_trials)")
     if parallel < 1 or gpus_per_trial < 0:
         raise ValueError(f"--parallel={parallel} must be >= 1 and --gpus_per_trial={gpus_per_trial} >= 0")
+    check_extra_args(space, extra_args)
     swept = [f"--config.{key}=${{trialParameters.{trial_parameter_name(key)}}}" for key in space.keys]
     fixed = [f"--config.{k}={format_value(v)}" for k, v in space.overrides({}).items()]
-    container = {"name": CONTAINER, "image": image,
-                 "command": fmnist_command(config, TRIAL_WORKDIR, [*fixed, *swept, *extra_args])}
+    container = {"name": CONTAINER, "image": image,  # The experiment's own arguments last: absl's last value wins.
+                 "command": fmnist_command(config, TRIAL_WORKDIR, [*extra_args, *fixed, *swept])}
     if gpus_per_trial:
         container["resources"] = {"limits": {"nvidia.com/gpu": gpus_per_trial}}
     spec = {

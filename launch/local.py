@@ -13,10 +13,14 @@ the launcher's own lines start with `[launch] ` and include every worker's pid.
 
 Exit code: 0 only if every worker exits 0. When a worker exits non-zero or dies, the others get SIGTERM at once and
 SIGKILL --timeout_after_failure seconds later (default 30), so the launcher exits within that bound (plus about a
-second) with the failed worker's code (128+N for signal N). A worker that exits with fmnist's stop code 143 (it
-saved a checkpoint after a signal) or 4 (another run took the workdir over), whose peers stop at the same step, is
-not a failure to stop the others for: they get no SIGTERM, only the SIGKILL after the same bound if still running.
-SIGINT/SIGTERM to the launcher are forwarded to the workers, under the same bound; a second signal kills them at once.
+second) with the failed worker's code (128+N for signal N). A worker that exits with fmnist's stop code 143 (it saved
+a checkpoint after a signal) or 4 (another run took the workdir over), whose peers stop at the same step, is not a
+failure to stop the others for: they get no SIGTERM, only the SIGKILL after the same bound if still running. The
+workers lead sessions of their own, so a terminal's Ctrl-C reaches the launcher alone, as `kill -INT PID` does: the
+first SIGINT or SIGTERM reaches every worker as SIGTERM (fmnist's stop signal: it saves a checkpoint at a step the
+workers agree on, or, before training has started, ends the worker at once and quietly, where SIGINT would print a
+KeyboardInterrupt traceback), under the same bound. Repeats are not forwarded (each worker is saving its checkpoint,
+which a second signal must not cut short): the bound decides.
 """
 
 from __future__ import annotations
@@ -157,6 +161,7 @@ class Launcher:
         self.readers: list[threading.Thread] = []
         self.lock = threading.Lock()
         self.signal_received: int | None = None
+        self.repeats = 0  # Signals after the first (not forwarded).
 
     def say(self, message: str, prefix: str = "[launch] ") -> None:
         with self.lock:
@@ -175,9 +180,13 @@ class Launcher:
                     os.killpg(p.pid, sig)  # Each worker leads its own process group (start_new_session).
 
     def _on_signal(self, signum: int, _frame) -> None:
-        first = self.signal_received is None
-        self.signal_received = signum
-        self._signal_all(signum if first else signal.SIGKILL)
+        """Forwards the first signal, as SIGTERM; counts repeats. Takes no lock and prints nothing: it runs in the
+        main thread between any two bytecodes, maybe while that thread holds `lock` in `say`."""
+        if self.signal_received is None:
+            self.signal_received = signum
+            self._signal_all(signal.SIGTERM)
+        else:
+            self.repeats += 1
 
     def start(self) -> None:
         cluster = [f"localhost:{p}" for p in free_ports(self.num_workers)]
@@ -199,14 +208,18 @@ class Launcher:
 
     def wait(self) -> int:
         """Waits for all workers; after the first failure (or a signal) stops the rest. Returns the exit code."""
-        code, kill_at = 0, None
+        code, kill_at, repeats = 0, None, 0
         while True:
             codes = [p.poll() for p in self.procs]
+            if self.repeats > repeats and kill_at not in (None, float("inf")):
+                repeats = self.repeats
+                self.say(f"got another signal: the workers are saving their checkpoint (SIGKILL "
+                         f"{max(kill_at - time.monotonic(), 0):.0f} s from now if still running)")
             if kill_at is None:
                 failed = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
                 if self.signal_received is not None:
                     code, kill_at = 128 + self.signal_received, time.monotonic() + self.grace_s
-                    self.say(f"got {signal.Signals(self.signal_received).name}, forwarded to the workers")
+                    self.say(f"got {signal.Signals(self.signal_received).name}, forwarded to the workers as SIGTERM")
                 elif failed:
                     index, rc = failed[0]
                     code, kill_at = exit_code(rc), time.monotonic() + self.grace_s

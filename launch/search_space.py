@@ -8,8 +8,11 @@ A sweep file defines `get_sweep()` returning a dict:
   parameters  {config key: values}: a list (a grid axis, or a categorical choice for random and tpe) or, for random
               and tpe, {"log_uniform": [lo, hi]}, {"uniform": [lo, hi]} or {"int_uniform": [lo, hi]} (inclusive).
   fixed       {config key: value}, the same for every trial (e.g. model, num_epochs, validation_size).
+Tuples are taken as lists (the study records the space as JSON, and must find it equal when resumed).
 
-Selection is on validation accuracy, so validation_size must be > 0 (in `fixed` or the base config).
+Selection is on validation accuracy, so validation_size must be > 0 (in `fixed` or the base config). Every trial
+ranks on the same hold-out: `validation_seed` is pinned in `fixed` to the base config's hold-out seed (its
+validation_seed, or its seed when that is -1), so a sweep of `seed` varies the training, not the validation set.
 """
 
 from __future__ import annotations
@@ -139,9 +142,23 @@ def _check_spec(key: str, spec, method: str) -> None:
         raise SweepError(f"parameters.{key}.log_uniform needs lo > 0")
 
 
+def _as_json(name: str, value):
+    """`value` as JSON reads it back (tuples become lists); anything else JSON cannot hold is a SweepError."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise SweepError(f"{name}: {e}; use lists, numbers, strings and booleans") from None
+
+
+def _hold_out_seed(config: dict) -> int:
+    """The seed of the validation hold-out (fmnist.experiment.hold_out_seed, not imported: it loads TensorFlow)."""
+    return config["seed"] if config.get("validation_seed", -1) < 0 else config["validation_seed"]
+
+
 def check(sweep: dict, base: dict, name: str) -> SearchSpace:
     """Validates a sweep file's dict against the base config."""
-    method, params, fixed = sweep.get("method", "grid"), sweep.get("parameters", {}), sweep.get("fixed", {})
+    method = sweep.get("method", "grid")
+    params, fixed = _as_json("parameters", sweep.get("parameters", {})), _as_json("fixed", sweep.get("fixed", {}))
     if method not in METHODS:
         raise SweepError(f"method={method!r} must be one of {', '.join(METHODS)}")
     if sweep.get("pruner", "none") not in PRUNERS:
@@ -162,6 +179,10 @@ def check(sweep: dict, base: dict, name: str) -> SearchSpace:
         raise SweepError(f"validation_size={validation}: a sweep selects on validation accuracy, so set a fixed "
                          "validation_size > 0 in the sweep's `fixed` or the base config (the test split is never "
                          "used for selection)")
+    if "validation_seed" in params:
+        raise SweepError("validation_seed cannot be swept: every trial ranks on the same hold-out (fix it in `fixed`)")
+    if "validation_seed" in base:  # Pinned, even when seed is swept: one hold-out for the whole study.
+        fixed.setdefault("validation_seed", _hold_out_seed({**base, **fixed}))
     space = SearchSpace(name, method, params, fixed, base, int(sweep.get("num_trials", 0)), int(sweep.get("seed", 0)),
                         sweep.get("pruner", "none"))
     return space

@@ -3,7 +3,7 @@ resumable and shareable studies; the winner's test accuracy is evaluated once, a
 
   python -m launch.sweep --config=configs/seed_cnn.py --sweep=configs/sweeps/arch_lr.py --workdir=DIR \\
       [--sampler=grid|random|tpe] [--pruner=none|median|successive_halving|hyperband] [--trials=K] \\
-      [--parallel=N] [--storage=URL] [--study=NAME] [--dry_run]
+      [--parallel=N] [--storage=URL] [--study=NAME] [--stop_timeout=S] [--dry_run]
 
 The sweep file's format is in launch/search_space.py (`method` is the default --sampler). Each trial is
 `python -m fmnist.main --config=CONFIG --workdir=DIR/trials/HASH --config.KEY=VALUE ... --config.evaluate_test=false`,
@@ -13,9 +13,12 @@ the trial's evals.jsonl while it runs, stopping (SIGTERM) trials it prunes.
 
 The study lives in --storage (default `sqlite:///DIR/optuna.db`), named after the sweep file (`arch_lr`) unless
 --study says otherwise. Re-running the same command continues it: finished trials stay, trials stopped by Ctrl-C or
-SIGTERM run again and resume from their checkpoints. Several processes (`--storage=postgresql://...` on several
-machines, with DIR on a shared file system, or the SQLite default on one machine) given the same study share its
-trials; the last one to finish evaluates the winner on the test split.
+SIGTERM run again and resume from their checkpoints. Trials run in sessions of their own: a terminal's Ctrl-C and a
+`kill -INT PID` of the sweep alike reach the sweep alone, which sends each running trial one SIGTERM (it saves a
+checkpoint at its next loop boundary) and SIGKILL --stop_timeout seconds later if it still runs. --trials is never
+exceeded, with --parallel, on resume, or with other processes on the study. Several processes
+(`--storage=postgresql://...` on several machines, with DIR on a shared file system, or the SQLite default on one
+machine) given the same study share its trials; the last one to finish evaluates the winner on the test split.
 
 Outputs, rewritten after every trial: DIR/sweep.csv and DIR/sweep.md (trials ranked by validation accuracy, the
 trial-epochs each trained), DIR/tensorboard (HParams: `tensorboard --logdir DIR/tensorboard`), DIR/plots/*.png
@@ -27,9 +30,10 @@ Exit code: 0 when the sweep finished, 1 when some trials failed (the others stil
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from launch import Parser
@@ -37,7 +41,7 @@ from launch.search_space import METHODS, PRUNERS, SweepError, format_value
 
 PROG = "launch.sweep"
 USAGE = (f"python -m {PROG} --config=CONFIG --sweep=SWEEP --workdir=DIR [--sampler=S] [--pruner=P] [--trials=K] "
-         "[--parallel=N] [--storage=URL] [--study=NAME] [--dry_run]")
+         "[--parallel=N] [--storage=URL] [--study=NAME] [--stop_timeout=S] [--dry_run]")
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -51,12 +55,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--parallel", type=int, default=1, help="trials this process runs at once (default 1)")
     parser.add_argument("--storage", default="", help="Optuna storage URL (default sqlite:///WORKDIR/optuna.db)")
     parser.add_argument("--study", default="", help="study name (default: the sweep file's name, e.g. arch_lr)")
+    parser.add_argument("--stop_timeout", type=float, default=120.0,
+                        help="seconds a stopped trial gets to save its checkpoint before SIGKILL (default 120)")
     parser.add_argument("--dry_run", action="store_true", help="print the search and the first trial's command")
     args = parser.parse_args(argv)
     if args.parallel < 1:
         parser.error(f"--parallel={args.parallel} must be >= 1")
     if args.trials < 0:
         parser.error(f"--trials={args.trials} must be >= 0")
+    if not args.stop_timeout > 0:
+        parser.error(f"--stop_timeout={args.stop_timeout} must be > 0")
     return args
 
 
@@ -64,9 +72,17 @@ def log(message: str) -> None:
     print(f"[sweep] {message}", flush=True)
 
 
+def absolute_config(config_arg: str) -> str:
+    """--config's file made absolute against the caller's directory (a `:ARG` suffix kept): resolved once here, so
+    trials, which run from the repository root, read the file the sweep read."""
+    path, sep, arg = config_arg.partition(":")
+    return str(Path(path).expanduser().absolute()) + sep + arg
+
+
 def sweep(args: argparse.Namespace) -> int:
     from launch import search_space
 
+    args.config, args.sweep = absolute_config(args.config), str(Path(args.sweep).expanduser().absolute())
     space = search_space.load(args.sweep, args.config)
     method, pruner = args.sampler or space.method, args.pruner or space.pruner
     if method == "grid" and space.method != "grid":
@@ -91,47 +107,64 @@ def sweep(args: argparse.Namespace) -> int:
     return _optimize(args, space, method, pruner, budget, workdir)
 
 
-def _optimize(args, space, method: str, pruner: str, budget: int, workdir: Path) -> int:
-    from launch import sweep_report, sweep_study
-    from launch.trial_runner import TrialFailed, TrialInterrupted, TrialRunner
-
-    storage = args.storage or sweep_study.default_storage(workdir)
-    study_name = args.study or space.name
-    study = sweep_study.open_study(space, storage, study_name, method, pruner)
-    runner = TrialRunner(args.config, workdir, space, log=log)
-    header = {"sweep": args.sweep, "config": args.config, "method": method, "pruner": pruner, "study": study_name}
+@contextlib.contextmanager
+def stop_on_signals(runner) -> Iterator[dict]:
+    """While in the block, SIGINT/SIGTERM stop the runner's trials; yields {"signal": the first one caught}. The
+    handler only sets flags (runner.request_stop): it takes no lock and prints nothing, as it may run while the main
+    thread holds either. Repeats change nothing: each trial gets one SIGTERM, and SIGKILL after --stop_timeout."""
     caught = {}
 
     def on_signal(signum, frame):
         caught.setdefault("signal", signum)
-        log(f"{signal.Signals(signum).name}: stopping the running trials (they resume when the sweep runs again)")
-        runner.stop()
+        runner.request_stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def after_trial(study, trial):
-        value = "" if trial.value is None else f", validation {100 * trial.value:.2f}%"
-        log(f"trial {trial.number}: {trial.state.name.lower()}{value} "
-            f"({trial.user_attrs.get('epochs_trained', 0):.2f} epochs trained)")
-        sweep_report.write_all(workdir, study, space, header, None, log, plots=False)
-
-    todo = sweep_study.remaining(study, budget, distinct=method == "grid")
-    log(f"study {study_name!r} in {storage}: sampler {method}, pruner {pruner}, {budget} trials, {todo} to start, "
-        f"{args.parallel} at a time here; trial logs in {workdir / 'trials'}/*/log.txt")
     try:
-        if todo:
-            study.optimize(runner, n_jobs=args.parallel, catch=(TrialFailed, TrialInterrupted),
-                           callbacks=[sweep_study.StopAtBudget(budget, method == "grid", lambda: runner.stopping),
-                                      after_trial])
+        yield caught
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    if "signal" in caught:
+
+
+def _optimize(args, space, method: str, pruner: str, budget: int, workdir: Path) -> int:
+    from launch import sweep_report, sweep_study
+    from launch.trial_runner import TrialFailed, TrialInterrupted, TrialRunner, TrialSurplus
+
+    storage = args.storage or sweep_study.default_storage(workdir)
+    study_name = args.study or space.name
+    study = sweep_study.open_study(space, storage, study_name, method, pruner)
+    distinct = method == "grid"
+    runner = TrialRunner(args.config, workdir, space, log=log, budget=budget, distinct=distinct,
+                         stop_timeout_s=args.stop_timeout)
+    header = {"sweep": args.sweep, "config": args.config, "method": method, "pruner": pruner, "study": study_name}
+
+    def after_trial(study, trial):
+        if trial.user_attrs.get(sweep_study.SURPLUS):
+            runner.log(f"trial {trial.number}: not run (the study's {budget} trials were started by others)")
+            return
+        value = "" if trial.value is None else f", validation {100 * trial.value:.2f}%"
+        runner.log(f"trial {trial.number}: {trial.state.name.lower()}{value} "
+                   f"({trial.user_attrs.get('epochs_trained', 0):.2f} epochs trained)")
+        sweep_report.write_all(workdir, study, space, header, None, runner.log, plots=False)
+
+    todo = sweep_study.remaining(study, budget, distinct)
+    log(f"study {study_name!r} in {storage}: sampler {method}, pruner {pruner}, {budget} trials, {todo} to start, "
+        f"{args.parallel} at a time here; trial logs in {workdir / 'trials'}/*/log.txt")
+    with stop_on_signals(runner) as caught:
+        if todo:  # n_trials: at most `todo` here; within_budget: at most `budget` with every process's trials.
+            study.optimize(runner, n_trials=todo, n_jobs=args.parallel,
+                           catch=(TrialFailed, TrialInterrupted, TrialSurplus),
+                           callbacks=[sweep_study.StopAtBudget(budget, distinct, lambda: runner.stopping),
+                                      after_trial])
+        if "signal" not in caught:
+            code = _finish(study, space, runner, workdir, header)
+            if "signal" not in caught:  # Else it came during the test evaluation, which stopped.
+                return code
         requeued = sweep_study.requeue_interrupted(study)
-        log(f"stopped; trials {requeued} enqueued again: run the same command to resume")
+        log(f"{signal.Signals(caught['signal']).name}: stopped; trials {requeued} enqueued again: run the same "
+            "command to resume")
         sweep_report.write_all(workdir, study, space, header, None, log, plots=False)
         return 128 + caught["signal"]
-    return _finish(study, space, runner, workdir, header)
 
 
 def _finish(study, space, runner, workdir: Path, header: dict) -> int:
@@ -139,13 +172,18 @@ def _finish(study, space, runner, workdir: Path, header: dict) -> int:
     from optuna.trial import TrialState
 
     from launch import sweep_report
+    from launch.sweep_study import SURPLUS
+    from launch.trial_runner import TrialInterrupted
 
-    trials = study.get_trials(deepcopy=False)
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS)]
     best = sweep_report.winner(trials)
     still_running = any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
     test_accuracy = None
     if best is not None and not still_running and "trial_dir" in best.user_attrs:  # Not a trial added by hand.
-        test_accuracy = runner.evaluate_test(best.params)
+        try:
+            test_accuracy = runner.evaluate_test(best.params)
+        except TrialInterrupted:
+            return 1  # Stopped by a signal: the caller says so; the next run evaluates.
     sweep_report.write_all(workdir, study, space, header, test_accuracy, log)
     states = [t.state for t in trials]
     epochs = sum(t.user_attrs.get("epochs_trained", 0) for t in trials)

@@ -20,6 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from launch.search_space import SearchSpace, format_value
+from launch.sweep_study import SURPLUS
 
 ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2, TrialState.RUNNING: 3,
          TrialState.WAITING: 4}
@@ -183,7 +184,7 @@ def write_all(workdir: Path, study: optuna.Study, space: SearchSpace, header: di
 
 def _write_all(workdir: Path, study: optuna.Study, space: SearchSpace, header: dict, test_accuracy: float | None,
                log: Callable[[str], None], plots: bool) -> None:
-    trials = study.get_trials(deepcopy=False)
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS)]  # Never run.
     table = rows(trials, space, test_accuracy)
     if not table:
         return

@@ -25,6 +25,7 @@ HEARTBEAT_INTERVAL_S = 30
 GRACE_PERIOD_S = 120
 RACE_MESSAGES = ("already exists", "UNIQUE constraint failed", "duplicate key")  # Two processes creating tables.
 INTERRUPTED = "interrupted"  # user attr of a trial stopped by a signal to the sweep (not a failure of its config)
+SURPLUS = "surplus"  # user attr of a trial started past the budget (by a concurrent process or thread): never run
 
 
 def default_storage(workdir: Path) -> str:
@@ -105,9 +106,22 @@ def open_study(space: SearchSpace, storage: str, study_name: str, method: str, p
     return study
 
 
-def counted(trial: FrozenTrial) -> bool:
-    """Trials that use up the budget: all but those stopped by a signal (they are re-enqueued)."""
-    return trial.state != TrialState.WAITING and not trial.user_attrs.get(INTERRUPTED)
+def _retried(trials: list[FrozenTrial]) -> set[int]:
+    """Numbers of trials run again under another number: by requeue_interrupted or Optuna's heartbeat retry."""
+    return ({t.user_attrs.get("retry_of") for t in trials}
+            | {n for t in trials for n in t.system_attrs.get("retry_history", [])}) - {None}
+
+
+def counted(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials that use up the budget: started (RUNNING, COMPLETE, PRUNED, FAIL), except those stopped by a
+    signal or found surplus, and failed ones run again under another number (their retry counts instead)."""
+    retried = _retried(trials)
+    return [t for t in trials if t.state != TrialState.WAITING and not t.user_attrs.get(INTERRUPTED)
+            and not t.user_attrs.get(SURPLUS) and not (t.state == TrialState.FAIL and t.number in retried)]
+
+
+def _used(trials: list[FrozenTrial], distinct: bool) -> set[str] | list[FrozenTrial]:
+    return {json.dumps(t.params, sort_keys=True) for t in trials} if distinct else trials
 
 
 def remaining(study: optuna.Study, budget: int, distinct: bool = False) -> int:
@@ -115,8 +129,17 @@ def remaining(study: optuna.Study, budget: int, distinct: bool = False) -> int:
     trials of the same parameters count once: two processes that drew the same grid point still cover the grid."""
     trials = study.get_trials(deepcopy=False)
     waiting = sum(t.state == TrialState.WAITING for t in trials)
-    used = [json.dumps(t.params, sort_keys=True) for t in trials if counted(t)]
-    return waiting + max(budget - len(set(used) if distinct else used) - waiting, 0)
+    return waiting + max(budget - len(_used(counted(trials), distinct)) - waiting, 0)
+
+
+def within_budget(study: optuna.Study, number: int, params: dict, budget: int, distinct: bool = False) -> bool:
+    """Whether trial `number`, just started with `params`, may run: fewer than `budget` counted trials have smaller
+    numbers (the storage numbers trials in the order they start). Every thread and process sharing the study
+    decides each trial the same way, so together they never run more than the budget. With `distinct` (grids), a
+    grid point already taken uses no more of it (the trial reuses that point's result)."""
+    before = [t for t in counted(study.get_trials(deepcopy=False)) if t.number < number]
+    used = _used(before, distinct)
+    return len(used) < budget or (distinct and json.dumps(params, sort_keys=True) in used)
 
 
 class StopAtBudget:

@@ -9,10 +9,16 @@ or base config path.
   (validation accuracy, evaluation number); when the pruner says so the process gets SIGTERM (fmnist saves a
   checkpoint and exits 143) and the trial ends PRUNED.
 - Processes that want the same directory at once take turns (a lock file), so the second reuses the first's result.
+- A trial past the study's budget (started by a concurrent thread or process) is not run (sweep_study.within_budget).
+
+Each fmnist process leads a session of its own, so a terminal's Ctrl-C reaches only the sweep, which stops every
+trial the same way whether it got a terminal's SIGINT or a `kill -INT` of its pid: exactly one SIGTERM to the trial's
+process group, then SIGKILL to the group if it still runs `stop_timeout_s` later (a line says so).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -27,11 +33,12 @@ from pathlib import Path
 import optuna
 
 from launch.search_space import ROOT, SearchSpace, format_value
-from launch.sweep_study import INTERRUPTED
+from launch.sweep_study import INTERRUPTED, SURPLUS, within_budget
 
 TRAIN_EXAMPLES = 60000  # Fashion-MNIST's train split (fmnist.config_validation, not imported: it loads Keras).
 POLL_S = 0.5
-STOP_TIMEOUT_S = 120  # SIGKILL a trial that has not stopped this long after SIGTERM.
+SAME_TRIAL = ("overrides", "config_hash")  # What trial.json must match for a result to be reused (not the path).
+STOP_TIMEOUT_S = 120.0  # SIGKILL a trial that has not stopped this long after SIGTERM (launch.sweep --stop_timeout).
 
 
 class TrialFailed(Exception):
@@ -40,6 +47,10 @@ class TrialFailed(Exception):
 
 class TrialInterrupted(Exception):
     """The sweep was told to stop: the trial is FAIL, marked interrupted, and re-enqueued."""
+
+
+class TrialSurplus(Exception):
+    """Started past the budget: the trial is FAIL, marked surplus, never run, left out of the reports and counts."""
 
 
 def trial_command(config_arg: str, trial_dir: Path, overrides: dict, mode: str = "train") -> list[str]:
@@ -80,6 +91,13 @@ def read_evals(trial_dir: Path) -> list[dict]:
     return [by_step[s] for s in sorted(by_step)]
 
 
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Sends `sig` to the process group `proc` leads (its own session), unless it has exited and been reaped."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+
+
 def read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -90,10 +108,11 @@ def read_json(path: Path) -> dict | None:
 class TrialRunner:
     """The Optuna objective: one call runs (or reuses) one trial. Thread-safe, for --parallel."""
 
-    def __init__(self, config_arg: str, workdir: Path, space: SearchSpace, log=print):
-        self.config_arg, self.workdir, self.space, self.log = config_arg, workdir, space, log
-        self.procs: set[subprocess.Popen] = set()
-        self.lock = threading.Lock()
+    def __init__(self, config_arg: str, workdir: Path, space: SearchSpace, log=print, budget: int = 0,
+                 distinct: bool = False, stop_timeout_s: float = STOP_TIMEOUT_S):
+        self.config_arg, self.workdir, self.space, self._log = config_arg, workdir, space, log
+        self.budget, self.distinct, self.stop_timeout_s = budget, distinct, stop_timeout_s
+        self.lock = threading.Lock()  # One line at a time from the trial threads (--parallel); see request_stop.
         self.stopping = False
 
     def trial_dir(self, params: dict) -> Path:
@@ -103,15 +122,22 @@ class TrialRunner:
         return {"config": self.config_arg, "overrides": self.space.overrides(params),
                 "config_hash": self.space.config_hash(params)}
 
-    def stop(self) -> None:
-        """Stops every running trial (SIGTERM: fmnist saves a checkpoint); no new one starts."""
-        self.stopping = True
+    def log(self, message: str) -> None:
         with self.lock:
-            for proc in self.procs:
-                proc.send_signal(signal.SIGTERM)
+            self._log(message)
+
+    def request_stop(self) -> None:
+        """Stops every running trial (SIGTERM: fmnist saves a checkpoint); no new one starts. Safe in a signal
+        handler: it only sets a flag, which the thread watching each trial acts on within POLL_S. (A handler runs in
+        the main thread between any two bytecodes: one that took `lock`, or printed, could wait forever for the
+        very thread it interrupted.)"""
+        self.stopping = True
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = self.space.suggest(trial)
+        if self.budget and not within_budget(trial.study, trial.number, params, self.budget, self.distinct):
+            trial.set_user_attr(SURPLUS, True)
+            raise TrialSurplus(f"not run: the study's {self.budget} trials were started by others")
         d = self.trial_dir(params)
         d.mkdir(parents=True, exist_ok=True)
         trial.set_user_attr("trial_dir", str(d.relative_to(self.workdir)))
@@ -125,7 +151,8 @@ class TrialRunner:
             raise TrialInterrupted("the sweep is stopping")
         spec = self.spec(params)
         results = read_json(d / "results.json")
-        if results is not None and read_json(d / "trial.json") == json.loads(json.dumps(spec)):
+        recorded = read_json(d / "trial.json") or {}
+        if results is not None and all(recorded.get(k) == json.loads(json.dumps(spec[k])) for k in SAME_TRIAL):
             self._report(trial, read_evals(d), prune=False, reported=set())
             self.log(f"trial {trial.number} {d.name}: reused the results of the same config")
             return self._finish(trial, params, d, results, results["steps"], results["steps"])
@@ -151,30 +178,47 @@ class TrialRunner:
 
     def _run_process(self, trial: optuna.Trial, d: Path, overrides: dict) -> tuple[int, bool]:
         """Runs fmnist, reporting evaluations as they appear; (exit code, pruned)."""
-        cmd = trial_command(self.config_arg, d, overrides)
         pruned, reported = False, set()
+
+        def stop_now() -> bool:
+            nonlocal pruned
+            pruned = pruned or self._report(trial, read_evals(d), prune=True, reported=reported)
+            return pruned or self.stopping
+
+        code = self._run_supervised(trial_command(self.config_arg, d, overrides), d, f"trial {trial.number}",
+                                    stop_now)
+        if not pruned and code == 0:
+            self._report(trial, read_evals(d), prune=False, reported=reported)
+        return code, pruned
+
+    def _run_supervised(self, cmd: list[str], d: Path, name: str, stop_now) -> int:
+        """Runs `cmd` in a session of its own, output appended to d/log.txt, and returns its exit code. Polls
+        `stop_now` every POLL_S: once it is true, SIGTERM to the process group, and SIGKILL to the group if it still
+        runs stop_timeout_s later. The process never outlives this call, even when it raises."""
         with open(d / "log.txt", "a") as log:
             log.write(" ".join(cmd) + "\n")
             log.flush()
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=ROOT)
-            with self.lock:
-                self.procs.add(proc)
-            try:
-                while proc.poll() is None:
-                    time.sleep(POLL_S)
-                    if not pruned and self._report(trial, read_evals(d), prune=True, reported=reported):
-                        pruned = True
-                        proc.send_signal(signal.SIGTERM)
-                        proc.wait(STOP_TIMEOUT_S)
-                if not pruned and proc.returncode == 0:
-                    self._report(trial, read_evals(d), prune=False, reported=reported)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=_env(),
+                                    cwd=ROOT, start_new_session=True)
+        term_at = None
+        try:
+            while proc.poll() is None:
+                time.sleep(POLL_S)
+                if term_at is None and stop_now():
+                    if self.stopping:
+                        self.log(f"{name}: the sweep is stopping; SIGTERM (it saves a checkpoint to resume from)")
+                    _signal_group(proc, signal.SIGTERM)
+                    term_at = time.monotonic()
+                elif term_at is not None and time.monotonic() - term_at >= self.stop_timeout_s:
+                    self.log(f"{name}: still running {self.stop_timeout_s:g} s after SIGTERM; SIGKILL to its process "
+                             f"group {proc.pid} (it resumes from its last checkpoint)")
+                    _signal_group(proc, signal.SIGKILL)
+                    term_at = float("inf")
+        finally:
+            if proc.poll() is None:  # An exception above (e.g. the study's storage failed): no orphan trial.
+                _signal_group(proc, signal.SIGKILL)
                 proc.wait()
-            finally:
-                with self.lock:
-                    self.procs.discard(proc)
-        return proc.returncode, pruned
+        return proc.returncode
 
     @staticmethod
     def _report(trial: optuna.Trial, evals: list[dict], prune: bool, reported: set) -> bool:
@@ -225,10 +269,9 @@ class TrialRunner:
         results, evaluated = read_json(d / "results.json") or {}, read_json(d / "eval_results.json") or {}
         if evaluated.get("test", {}).get("step") != results.get("steps"):
             cmd = trial_command(self.config_arg, d, self.spec(params)["overrides"], mode="eval")
-            with open(d / "log.txt", "a") as log:
-                log.write(" ".join(cmd) + "\n")
-                log.flush()
-                code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=ROOT).returncode
+            code = self._run_supervised(cmd, d, f"test evaluation of {d.name}", lambda: self.stopping)
+            if self.stopping:
+                raise TrialInterrupted("the sweep is stopping")
             evaluated = read_json(d / "eval_results.json") or {}
             if code != 0 or "test" not in evaluated:
                 raise TrialFailed(f"test evaluation of {d}: " + error_line((d / "log.txt").read_text(), code))

@@ -1,5 +1,5 @@
 """launch.local with real worker processes: a 2-worker MultiWorkerMirroredStrategy run, a killed worker, a bad
-config, SIGTERM to the launcher or to one worker (a checkpoint, then resume), and bad usage."""
+config, Ctrl-C to the launcher's process group or SIGTERM to one worker (a checkpoint, then resume), and bad usage."""
 
 from __future__ import annotations
 
@@ -34,11 +34,12 @@ def launcher_cmd(workdir: Path, *fmnist_args: str, workers: int = 2) -> list[str
 
 
 class Running:
-    """A launcher process whose output lines are collected by a thread, so a test can wait for a given line."""
+    """A launcher process whose output lines (its workers' too, stderr included) are collected by a thread, so a test
+    can wait for a given line. It leads its own process group, as a terminal's foreground job does."""
 
     def __init__(self, cmd: list[str]):
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                                     env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, start_new_session=True)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -105,6 +106,19 @@ RECIPE = ("--config.model=fast_cnn", "--config.model_width=8", "--config.dropout
 # order and max-pool tie-breaking differ: measured 6.3e-4 with oneDNN, under 1e-4 without. Per-replica BatchNorm
 # statistics (the bug this guards against) give 1e-2 for this model.
 SAME_TRAINING = 2e-3
+# A deterministic run long enough to be stopped mid-way (workers log every 10 steps), checkpointed every 20 steps.
+RECIPE_RUN = (*RECIPE, "--config.num_train_steps=100", "--config.steps_per_loop=10",
+              "--config.checkpoint_every_steps=20", "--config.eval_every_steps=100")
+
+
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory) -> Path:
+    """RECIPE_RUN on 2 workers, never interrupted: what every interrupted and resumed run must end bit-identical to."""
+    workdir = tmp_path_factory.mktemp("unbroken") / "run"
+    proc = subprocess.run(launcher_cmd(workdir, *RECIPE_RUN), cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    return workdir
 
 
 def _checkpoint_state(workdir: Path) -> np.ndarray:
@@ -192,16 +206,11 @@ PREEMPT_ARGS = ("--config.num_train_steps=3000", "--config.steps_per_loop=10", "
                 "--logger_levels=tensorflow:INFO")  # TensorFlow's preemption handler's lines, hidden by default.
 
 
-def _stop(workdir: Path, sig: signal.Signals, to_launcher: bool) -> tuple[str, int]:
-    """Starts 2 workers, sends `sig` once worker 1 trains (to the launcher, or to worker 1 alone); returns the
-    launcher's output and the step both workers stopped at, after checking both stopped cleanly with code 143."""
-    run = Running(launcher_cmd(workdir, *PREEMPT_ARGS))
-    run.wait_for(r"^\[worker 1\] .*\] step \d+/3000", timeout=120)
-    pids = run.pids()
-    os.kill(run.proc.pid if to_launcher else pids[1], sig)
-    code = run.finish(timeout=GRACE_S + 60)
+def _stopped_cleanly(run: Running, code: int, expected_code: int, workdir: Path, pids: dict) -> dict[int, tuple]:
+    """Checks that both workers stopped with code 143 at one step, with a checkpoint there, and that no process
+    printed a traceback; returns {worker: (cause, step)}."""
     out = run.output
-    assert code == (128 + sig if to_launcher else 143), out[-4000:]
+    assert code == expected_code, out[-4000:]
     assert f"[launch] failed (exit code {code}): worker 0 exited with code 143, worker 1 exited with code 143" in out, \
         out[-4000:]
     assert not any(_alive(pid) for pid in pids.values())
@@ -209,24 +218,57 @@ def _stop(workdir: Path, sig: signal.Signals, to_launcher: bool) -> tuple[str, i
     assert sorted(stops) == [0, 1], out[-4000:]
     assert {where for _, _, where in stops.values()} == {str(workdir / "checkpoints")}
     steps = {step for _, step, _ in stops.values()}
-    assert len(steps) == 1 and 0 < steps.pop() < 3000, stops
-    causes = {w: cause for w, (cause, _, _) in stops.items()}
-    assert causes == ({0: sig.name, 1: sig.name} if to_launcher else {0: "a preemption notice", 1: sig.name})
-    assert "Traceback" not in out, out[-4000:]
-    return out, stops[0][1]
+    assert len(steps) == 1 and min(steps) > 0, stops
+    assert (workdir / "checkpoints" / f"ckpt-{steps.pop()}.index").is_file()
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out[-4000:]
+    return {w: (cause, step) for w, (cause, step, _) in stops.items()}
 
 
-def test_ctrl_c_on_the_launcher_stops_every_worker_at_one_step(tmp_path):
-    """Every worker gets SIGINT and passes it to TF's PreemptionCheckpointHandler, which picks one step to save."""
-    out, step = _stop(tmp_path / "run", signal.SIGINT, to_launcher=True)
-    assert "[launch] got SIGINT, forwarded to the workers" in out
-    assert (tmp_path / "run" / "checkpoints" / f"ckpt-{step}.index").is_file()
+def test_ctrl_c_twice_to_the_launchers_group_checkpoints_every_worker_and_the_same_command_resumes(tmp_path, unbroken):
+    """A terminal's Ctrl-C, pressed twice, reaches the launcher alone (the workers lead their own sessions); it
+    passes the first to every worker as SIGTERM, whose PreemptionCheckpointHandler picks one step to save, and the
+    second cuts nothing short. The same command then resumes there and ends bit-identical to an unbroken run."""
+    workdir = tmp_path / "run"
+    run = Running(launcher_cmd(workdir, *RECIPE_RUN))
+    run.wait_for(r"^\[worker 1\] .*\] step 10/100", timeout=240)
+    pids = run.pids()
+    os.killpg(run.proc.pid, signal.SIGINT)
+    run.wait_for(r"^\[launch\] got SIGINT, forwarded to the workers as SIGTERM$", timeout=30)
+    os.killpg(run.proc.pid, signal.SIGINT)  # Once the first is handled (pending signals of one kind merge into one).
+    stops = _stopped_cleanly(run, run.finish(timeout=GRACE_S + 60), 128 + signal.SIGINT, workdir, pids)
+    assert "[launch] got another signal: the workers are saving their checkpoint" in run.output, run.output[-4000:]
+    assert stops == {0: ("SIGTERM", stops[0][1]), 1: ("SIGTERM", stops[0][1])} and stops[0][1] < 100, stops
+
+    again = subprocess.run(launcher_cmd(workdir, *RECIPE_RUN), cwd=ROOT, capture_output=True, text=True,
+                           timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert len(re.findall(rf"^\[worker [01]\] .*Resumed from .*/ckpt-{stops[0][1]}$", again.stdout, re.M)) == 2
+    a, b = (json.loads((d / "results.json").read_text()) for d in (unbroken, workdir))
+    assert (b["start_step"], b["steps"]) == (stops[0][1], 100)
+    assert a["weights_fingerprint"] == b["weights_fingerprint"]
+
+
+def test_ctrl_c_while_the_workers_start_ends_them_quietly(tmp_path):
+    """Before training there is nothing to save: the workers, still starting, end at once, without a
+    KeyboardInterrupt traceback."""
+    run = Running(launcher_cmd(tmp_path / "run"))
+    run.wait_for(r"^\[launch\] worker 1 pid \d+$", timeout=60)
+    os.killpg(run.proc.pid, signal.SIGINT)
+    assert run.finish(timeout=GRACE_S + 60) == 128 + signal.SIGINT, run.output[-4000:]
+    assert "worker 0 was killed by SIGTERM, worker 1 was killed by SIGTERM" in run.output, run.output[-4000:]
+    assert "Traceback" not in run.output and "KeyboardInterrupt" not in run.output, run.output[-4000:]
 
 
 def test_sigterm_to_one_worker_checkpoints_every_worker_and_relaunch_resumes(tmp_path):
     """As when one VM of a cluster is preempted: its peers save the same step, and the same command resumes there."""
     workdir = tmp_path / "run"
-    out, step = _stop(workdir, signal.SIGTERM, to_launcher=False)
+    run = Running(launcher_cmd(workdir, *PREEMPT_ARGS))
+    run.wait_for(r"^\[worker 1\] .*\] step \d+/3000", timeout=120)
+    pids = run.pids()
+    os.kill(pids[1], signal.SIGTERM)
+    stops = _stopped_cleanly(run, run.finish(timeout=GRACE_S + 60), 143, workdir, pids)
+    assert stops == {0: ("a preemption notice", stops[0][1]), 1: ("SIGTERM", stops[0][1])}, stops
+    out, step = run.output, stops[0][1]
     assert re.search(r"^\[worker 1\] .*RUN_TO_CHECKPOINT set to \d+$", out, re.M), out[-4000:]  # TF's handler.
     assert _latest_step(workdir) == step
     assert list((workdir / "tensorboard").rglob("events.out.tfevents.*")), "no TensorBoard events were flushed"
@@ -325,27 +367,25 @@ def test_two_workers_train_with_float16_and_xla(tmp_path, precision, jit):
     assert r["batchnorm"] == ("per-replica, averaged every loop" if jit == "true" else "synchronized")
 
 
-def test_sigkill_of_a_worker_then_relaunch_equals_an_unbroken_run(tmp_path):
+def test_sigkill_of_a_worker_then_relaunch_equals_an_unbroken_run(tmp_path, unbroken):
     """kill -9 of one worker mid-run, then the same command: the workers resume from the last checkpoint and end
     bit-identical to an unbroken run (dropout masks and augmentation follow the restored step). tests/test_ema.py
     checks that an exported SavedModel scores the averaged weights' reported accuracy."""
-    args = (*RECIPE, "--config.num_train_steps=40", "--config.steps_per_loop=10", "--config.checkpoint_every_steps=20",
-            "--config.eval_every_steps=40")
-    unbroken = _launch(tmp_path / "unbroken", *args)
-    assert unbroken.returncode == 0, unbroken.stdout[-4000:]
-    run = Running(launcher_cmd(tmp_path / "killed", *args))
-    run.wait_for(r"^\[worker 1\] .*\] step 30/40", timeout=240)
+    killed = tmp_path / "killed"
+    run = Running(launcher_cmd(killed, *RECIPE_RUN))
+    run.wait_for(r"^\[worker 1\] .*\] step 30/100", timeout=240)
     os.kill(run.pids()[1], signal.SIGKILL)
     assert run.finish(timeout=GRACE_S + 60) == 128 + signal.SIGKILL, run.output[-4000:]
-    assert _latest_step(tmp_path / "killed") == 20
-    resumed = _launch(tmp_path / "killed", *args)
+    assert _latest_step(killed) == 20
+    resumed = subprocess.run(launcher_cmd(killed, *RECIPE_RUN), cwd=ROOT, capture_output=True, text=True,
+                             timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert resumed.returncode == 0, resumed.stdout[-4000:]
     assert re.search(r"^\[worker 1\] .*Resumed from .*ckpt-20$", resumed.stdout, re.M), resumed.stdout[-4000:]
-    a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("unbroken", "killed"))
-    assert (b["start_step"], b["steps"]) == (20, 40)
+    a, b = (json.loads((d / "results.json").read_text()) for d in (unbroken, killed))
+    assert (b["start_step"], b["steps"]) == (20, 100)
     assert a["weights_fingerprint"] == b["weights_fingerprint"]
     assert a["eval_accuracy"] == b["eval_accuracy"]
-    np.testing.assert_array_equal(_checkpoint_state(tmp_path / "unbroken"), _checkpoint_state(tmp_path / "killed"))
+    np.testing.assert_array_equal(_checkpoint_state(unbroken), _checkpoint_state(killed))
 
 
 def test_workers_resuming_a_single_process_run_roll_back_past_a_nan(tmp_path):

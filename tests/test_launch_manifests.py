@@ -209,11 +209,26 @@ def test_katib_cli_writes_the_sweep_as_an_experiment(tmp_path):
     command = container["command"]
     assert command[:5] == ["python", "-m", "fmnist.main", "--config=configs/cpu.py", "--workdir=/tmp/fmnist-trial"]
     assert {"--config.model=resnet", "--config.num_epochs=2", "--config.validation_size=5000",
-            "--config.evaluate_test=false", "--config.learning_rate=${trialParameters.learningRate}",
-            "--config.seed=3"} <= set(command)
+            "--config.validation_seed=0", "--config.evaluate_test=false",
+            "--config.learning_rate=${trialParameters.learningRate}", "--config.seed=3"} <= set(command)
+    # The arguments after `--` come first: the experiment's own, later, win (absl keeps a flag's last value).
+    assert command.index("--config.seed=3") < command.index("--config.evaluate_test=false")
     # Every placeholder names a declared trial parameter, and each parameter is used once.
     used = re.findall(r"\$\{trialParameters\.(\w+)\}", " ".join(command))
     assert sorted(used) == sorted(names.values())
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("--config.evaluate_test=true", "--config.evaluate_test=true after `--`: trials never evaluate the test split"),
+    ("--config.learning_rate=0.1", "sets config.learning_rate, which the sweep file sweeps"),
+])
+def test_katib_arguments_after_the_separator_cannot_change_what_the_experiment_sets(tmp_path, extra, message):
+    out = tmp_path / "experiment.yaml"
+    proc = run_module("launch.katib", "--image=img", "--config=configs/cpu.py", "--sweep=configs/sweeps/arch_lr.py",
+                      f"--output={out}", "--", "--config.seed=3", extra)
+    assert proc.returncode == 2 and proc.stdout == "" and not out.exists()
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("launch.katib: error: "), proc.stderr
+    assert message in proc.stderr
 
 
 def test_katib_tpe_over_ranges_uses_katib_distributions(tmp_path):

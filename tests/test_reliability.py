@@ -26,8 +26,9 @@ def _latest_step(workdir: Path) -> int:
 
 
 def _start(workdir: Path, *args: str) -> subprocess.Popen:
+    """Starts fmnist.main as the leader of its own process group (a terminal's foreground job)."""
     return subprocess.Popen([sys.executable, "-m", "fmnist.main", f"--workdir={workdir}", *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
 def _wait_for(proc: subprocess.Popen, needle: str, timeout: float = 300) -> str:
@@ -101,13 +102,17 @@ def test_repeated_nan_stops_cleanly_and_never_checkpoints_it(tmp_path):
 
 
 def test_sigterm_saves_and_resume_continues(tmp_path):
+    """SIGINT, then SIGTERM while it is being handled (a terminal's Ctrl-C, then a launcher's stop), to the whole
+    process group: the repeat must not interrupt the stop, which saves a checkpoint and exits without a traceback."""
     proc = _start(tmp_path, "--config=configs/smoke.py", "--config.num_train_steps=5000",
                   "--config.checkpoint_every_steps=5000", "--config.eval_every_steps=5000")
     _wait_for(proc, "step 60/5000")
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGTERM)
     out = proc.communicate(timeout=120)[0]
     assert proc.returncode == 143, out[-3000:]
-    assert "fmnist: stopped: SIGTERM at step" in out and "re-run the same command to resume" in out
+    assert "fmnist: stopped: SIGINT at step" in out and "re-run the same command to resume" in out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out[-3000:]
     stopped_at = _latest_step(tmp_path)
     assert stopped_at >= 60
     trained_before = _checkpoint_value(tmp_path, stopped_at, "train_seconds")  # The stopped process's loops.
