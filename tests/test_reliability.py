@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, read_results, run_main
 
-from fmnist.workdir_lock import WorkdirLock
-
 SHORT = ["--config=configs/smoke.py", "--config.num_train_steps=60", "--config.eval_every_steps=60",
          "--config.checkpoint_every_steps=20"]
 
@@ -128,14 +126,14 @@ def test_sigterm_saves_and_resume_continues(tmp_path):
 
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     """With BatchNorm, dropout 0.4, augmentation and EMA: the masks and crops follow the restored step."""
-    args = ["--config=configs/smoke.py", "--config.deterministic=true", "--config.num_train_steps=160",
-            "--config.checkpoint_every_steps=40", "--config.eval_every_steps=160", "--config.model=fast_cnn",
+    args = ["--config=configs/smoke.py", "--config.deterministic=true", "--config.num_train_steps=120",
+            "--config.checkpoint_every_steps=40", "--config.eval_every_steps=120", "--config.model=fast_cnn",
             "--config.model_width=8", "--config.dropout=0.4", "--config.augment_flip=true",
             "--config.augment_crop_padding=2", "--config.ema_decay=0.9"]
     reference = run_main(*args, f"--workdir={tmp_path / 'reference'}")
     assert reference.returncode == 0, reference.stderr[-3000:]
     proc = _start(tmp_path / "killed", *args)
-    _wait_for(proc, "step 60/160")
+    _wait_for(proc, "step 60/120")
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert _latest_step(tmp_path / "killed") == 40
@@ -182,22 +180,6 @@ def test_resume_on_a_host_that_resolves_another_precision_is_refused(short_run, 
     assert _snapshot(tmp_path) == before
 
 
-def test_live_lock_refuses_and_stale_lock_is_taken_over(tmp_path):
-    holder = WorkdirLock(tmp_path)
-    holder.acquire()
-    try:
-        proc = run_main(*SHORT, f"--workdir={tmp_path}")
-    finally:
-        holder.release()
-    assert proc.returncode == 2
-    assert f"fmnist: error: workdir {tmp_path} is in use by pid {os.getpid()}" in proc.stderr
-    assert not (tmp_path / "checkpoints").exists()
-    (tmp_path / ".lock").write_text("pid 999999 on a-dead-host\n")  # Left by a killed run: nobody holds it.
-    proc = run_main(*SHORT, f"--workdir={tmp_path}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Taking over the stale workdir lock left by pid 999999 on a-dead-host" in proc.stderr
-
-
 def _snapshot(folder: Path) -> dict:
     return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
 
@@ -231,19 +213,38 @@ def test_a_checkpoint_from_before_the_training_time_counter_resumes(tmp_path):
     assert int(exp.step.numpy()) == 7 and float(exp.train_seconds.numpy()) == 0.0
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--config.model=bn_cnn"], "holds a run with model='seed_cnn', this config has model='bn_cnn'"),
-    (["--config.optimizer=sgd"], "holds a run with optimizer='adam', this config has optimizer='sgd'"),
-    (["--config.ema_decay=0.99"], "holds a run with ema_decay=0.0, this config has ema_decay=0.99"),
-    (["--config.batch_size=64"], "holds a run with batch_size=128, this config has batch_size=64"),
-    (["--config.seed=1"], "holds a run with seed=0, this config has seed=1"),
-    (["--config.validation_size=1000"], "holds a run with validation_size=0, this config has validation_size=1000"),
-])
-def test_incompatible_resume_is_refused_and_changes_nothing(short_run, tmp_path, args, message):
+def test_incompatible_resume_is_refused_and_changes_nothing(short_run, tmp_path):
     shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
     before = _snapshot(tmp_path)
-    proc = run_main(*SHORT, f"--workdir={tmp_path}", *args)
-    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    proc = run_main(*SHORT, f"--workdir={tmp_path}", "--config.model=bn_cnn")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "holds a run with model='seed_cnn', this config has model='bn_cnn'" in proc.stderr
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("optimizer", "sgd", "holds a run with optimizer='adam', this config has optimizer='sgd'"),
+    ("ema_decay", 0.99, "holds a run with ema_decay=0.0, this config has ema_decay=0.99"),
+    ("batch_size", 64, "holds a run with batch_size=128, this config has batch_size=64"),
+    ("seed", 1, "holds a run with seed=0, this config has seed=1"),
+    ("validation_size", 1000, "holds a run with validation_size=0, this config has validation_size=1000"),
+])
+def test_each_state_key_is_checked_before_resuming(short_run, tmp_path, key, value, message):
+    """The check the command above runs (before any checkpoint is read), for the other keys, in this process."""
+    from configs import smoke
+    from fmnist import experiment, train
+    from fmnist.errors import UserError
+
+    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
+    before = _snapshot(tmp_path)
+    config = smoke.get_config()
+    config[key] = value
+    exp = experiment.build(config, str(tmp_path))
+    try:
+        with pytest.raises(UserError, match=re.escape(message)):
+            train.check_compatible(exp)
+    finally:
+        exp.checkpoints.close()
     assert _snapshot(tmp_path) == before
 
 
