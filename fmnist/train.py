@@ -175,16 +175,11 @@ def _nonfinite(exp: experiment.Experiment, sums: dict, steps: int) -> str | None
     return "state" if sums["nonfinite_state"] > 0 else None
 
 
-def _healthy(exp: experiment.Experiment, sums: dict, steps: int) -> bool:
-    return _nonfinite(exp, sums, steps) is None
-
-
-def _recover(exp: experiment.Experiment, p: Progress, stop: int, sums: dict):
+def _recover(exp: experiment.Experiment, p: Progress, stop: int, cause: str, seconds: float):
     """Rolls back to the last checkpoint, with the learning-rate scale of the failed attempt times nan_lr_factor (the
     checkpoint's own scale would repeat the first retry: data, masks and augmentation are deterministic); returns a
     fresh iterator from there. The failed attempt's training seconds stay counted."""
     c = exp.config
-    cause = _nonfinite(exp, sums, stop - p.step)
     failed_scale = float(exp.lr_scale.numpy())
     p.nan_retries += 1
     if p.nan_retries > c.nan_max_retries:
@@ -197,7 +192,7 @@ def _recover(exp: experiment.Experiment, p: Progress, stop: int, sums: dict):
     exp.train_seconds.assign(p.run_train_time)  # The restore set it back to the checkpoint's.
     to_step = int(exp.step.numpy())
     p.rollbacks.append({"retry": p.nan_retries, "steps": [p.step + 1, stop], "cause": cause,
-                        "rolled_back_to": to_step, "lr_scale": scale, "seconds": float(sums["seconds"])})
+                        "rolled_back_to": to_step, "lr_scale": scale, "seconds": seconds})
     logging.warning("Non-finite %s in steps %d-%d: rolled back to step %d, learning rate x%g of the configured rate "
                     "(retry %d of %d)", cause, p.step + 1, stop, to_step, scale, p.nan_retries, c.nan_max_retries)
     p.step = to_step
@@ -244,8 +239,9 @@ def _loop(exp, summaries: Summaries, preemption: Preemption, p: Progress, iterat
         preemption.check(p.step)
         stop = plan.next_stop(p.step)
         sums = _train_one_loop(exp, iterator, p, stop)
-        if not _healthy(exp, sums, stop - p.step):
-            iterator = _recover(exp, p, stop, sums)
+        cause = _nonfinite(exp, sums, stop - p.step)
+        if cause is not None:
+            iterator = _recover(exp, p, stop, cause, float(sums["seconds"]))
             continue
         step_time = sums["seconds"] / (stop - p.step)
         metrics = {"loss": sums["loss"] / sums["count"], "accuracy": sums["correct"] / sums["count"],

@@ -101,7 +101,7 @@ def test_float16_overflow_on_one_replica_is_skipped_everywhere(tmp_path):
                      fault_nan_at_step=2, fault_nan_replica=1)
     exp, sums = _train(config, tmp_path, arm_fault=True)
     assert sums["nonfinite_steps"] == 1 and sums["nonfinite_state"] == 0
-    assert train._healthy(exp, sums, config.steps_per_loop)
+    assert train._nonfinite(exp, sums, config.steps_per_loop) is None
     assert int(exp.optimizer.iterations.numpy()) == config.num_train_steps - 1
     scales = exp.runtime.strategy.experimental_local_results(tf_variable(exp.optimizer.dynamic_scale))
     assert [float(s.numpy()) for s in scales] == [2.0**14] * 2  # Keras's initial 2^15, halved once.
@@ -117,7 +117,7 @@ def test_nonfinite_weights_are_unhealthy_even_with_a_finite_loss(tmp_path):
     exp.model.weights[0].assign(tf.fill(exp.model.weights[0].shape, float("inf")))
     exp.loops.train(exp.train_iterator(2), tf.constant(0))  # A loop of no steps still checks the state.
     sums = exp.loops.train_sums.read()
-    assert sums["nonfinite_state"] == 1 and not train._healthy(exp, sums, 1)
+    assert sums["nonfinite_state"] == 1 and train._nonfinite(exp, sums, 1) is not None
 
 
 def test_nan_in_replica_1s_copy_of_any_state_is_unhealthy(tmp_path):
