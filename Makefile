@@ -21,6 +21,11 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	touch $@
 
+# The engines' API models that the launcher tests check manifests with: `make test` installs them, the image does not.
+$(VENV)/.launch-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[launch]'
+	touch $@
+
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -41,7 +46,7 @@ data: $(VENV)/.installed
 train: setup
 	$(BIN)/python -m fmnist.main --config=$(CONFIG) --workdir=$(WORKDIR) $(ARGS)
 
-test: setup $(VENV)/.bench-installed
+test: setup $(VENV)/.bench-installed $(VENV)/.launch-installed
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 lint: $(VENV)/.installed
