@@ -1,4 +1,5 @@
-"""Chooses and creates the tf.distribute strategy from the config, TF_CONFIG and the devices present."""
+"""Chooses and creates the tf.distribute strategy from the config, TF_CONFIG (or a JobSet pod's environment) and the
+devices present."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import tensorflow as tf
+from absl import logging
 
+from fmnist import jobset_env
 from fmnist.errors import ConfigError
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
@@ -96,8 +99,11 @@ def create(config) -> Runtime:
     """Creates the strategy; impossible requests become one-line ConfigErrors.
 
     Nothing here may start the TensorFlow runtime before MultiWorkerMirroredStrategy or the logical CPU split,
-    which both must come first: only physical devices are listed until then.
+    which both must come first: only physical devices are listed until then. In a JobSet pod without TF_CONFIG,
+    TF_CONFIG is built first from the pod's JobSet environment (fmnist.jobset_env).
     """
+    if jobset_env.export_tf_config():
+        logging.info("TF_CONFIG from the JobSet environment: %s", os.environ["TF_CONFIG"])
     name = choose(config)
     device_type = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     if name == "tpu":

@@ -8,7 +8,11 @@ needs it (TF_FORCE_GPU_ALLOW_GROWTH=true): without both, every worker would clai
 out of memory, and NCCL refuses two ranks on one GPU. --gpus_per_worker=0 (the default) hides no device.
 
 Each worker runs `python -m fmnist.main ARGS` with its own TF_CONFIG naming all N workers on free localhost ports;
-worker 0 is the chief. Worker output (stdout and stderr merged) is streamed live, each line prefixed `[worker i] `;
+worker 0 is the chief. With --cluster_env=jobset the workers get no TF_CONFIG but exactly the environment a pod of
+launch.jobset's (or launch.trainer's) manifest gets from JobSet, plus the test hook FMNIST_JOBSET_LOOPBACK, which
+maps each pod's host name to one of those ports on 127.0.0.1: fmnist builds TF_CONFIG itself (fmnist.jobset_env).
+
+Worker output (stdout and stderr merged) is streamed live, each line prefixed `[worker i] `;
 the launcher's own lines start with `[launch] ` and include every worker's pid.
 
 Exit code: 0 only if every worker exits 0. When a worker exits non-zero or dies, the others get SIGTERM at once and
@@ -40,16 +44,20 @@ import time
 from collections.abc import Sequence
 from typing import IO
 
-from launch import Parser, split_passthrough
+from launch import Parser, jobset, split_passthrough
 
 PROG = "launch.local"
-USAGE = f"python -m {PROG} --workers=N [--gpus_per_worker=G] [--timeout_after_failure=S] -- FMNIST_MAIN_ARGS"
+USAGE = (f"python -m {PROG} --workers=N [--gpus_per_worker=G] [--timeout_after_failure=S] "
+         "[--cluster_env=tf_config|jobset] -- FMNIST_MAIN_ARGS")
 DEFAULT_GRACE_S = 30.0
 POLL_S = 0.1
 READER_JOIN_S = 1.0
 STOPPED = 143  # fmnist.errors.Interrupted.exit_code: stopped cleanly at a step all workers agreed on.
 LEASE_LOST = 4  # fmnist.errors.LeaseLost.exit_code: another run took the workdir; all workers stop at one step.
 LOWEST_PORT = 15000
+CLUSTER_ENVS = ("tf_config", "jobset")
+JOBSET_NAME = "fmnist"  # The JobSet (or TrainJob) the workers play the pods of.
+LOOPBACK_VAR = "FMNIST_JOBSET_LOOPBACK"  # fmnist.jobset_env's test hook: HOST=PORT,... to 127.0.0.1:PORT.
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -61,6 +69,9 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="give each worker its own G GPUs (CUDA_VISIBLE_DEVICES), with memory growth; 0: all")
     parser.add_argument("--timeout_after_failure", type=float, default=DEFAULT_GRACE_S,
                         help="seconds between SIGTERM and SIGKILL of the remaining workers after a failure")
+    parser.add_argument("--cluster_env", default="tf_config", choices=CLUSTER_ENVS,
+                        help="tf_config: each worker gets TF_CONFIG; jobset: the environment of a JobSet pod instead "
+                             "(launch.jobset's manifest), its host names mapped to 127.0.0.1 by FMNIST_JOBSET_LOOPBACK")
     args = parser.parse_args(own)
     if args.workers < 1:
         parser.error(f"--workers={args.workers} must be >= 1")
@@ -78,9 +89,25 @@ def tf_config(cluster: Sequence[str], index: int) -> str:
     return json.dumps({"cluster": {"worker": list(cluster)}, "task": {"type": "worker", "index": index}})
 
 
-def worker_env(cluster: Sequence[str], index: int, gpus_per_worker: int, base: dict | None = None) -> dict:
-    """The environment of worker `index`: TF_CONFIG, and with `gpus_per_worker` its own GPUs with memory growth."""
-    env = {**(os.environ if base is None else base), "TF_CONFIG": tf_config(cluster, index), "PYTHONUNBUFFERED": "1"}
+def jobset_env(cluster: Sequence[str], index: int) -> dict:
+    """What pod `index` of launch.jobset's manifest for len(cluster) workers gets from JobSet and Kubernetes, as the
+    cluster resolves it, and the test hook naming each pod's host name's loopback port (the port of `cluster`)."""
+    ports = [address.rsplit(":", 1)[1] for address in cluster]
+    hosts = [jobset.pods_host(JOBSET_NAME, i) for i in range(len(cluster))]
+    return {**jobset.pod_environments(JOBSET_NAME, len(cluster))[index],
+            LOOPBACK_VAR: ",".join(f"{h}={p}" for h, p in zip(hosts, ports, strict=True))}
+
+
+def worker_env(cluster: Sequence[str], index: int, gpus_per_worker: int, base: dict | None = None,
+               cluster_env: str = "tf_config") -> dict:
+    """The environment of worker `index`: TF_CONFIG (or, for cluster_env='jobset', a JobSet pod's environment and no
+    TF_CONFIG), and with `gpus_per_worker` its own GPUs with memory growth."""
+    env = {**(os.environ if base is None else base), "PYTHONUNBUFFERED": "1"}
+    if cluster_env == "jobset":
+        env.pop("TF_CONFIG", None)
+        env.update(jobset_env(cluster, index))
+    else:
+        env["TF_CONFIG"] = tf_config(cluster, index)
     if gpus_per_worker:
         first = index * gpus_per_worker
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(first + g) for g in range(gpus_per_worker))
@@ -154,9 +181,9 @@ class Launcher:
     """Starts the workers, streams their output and stops them all as soon as one fails."""
 
     def __init__(self, num_workers: int, fmnist_args: Sequence[str], grace_s: float, out: IO[str] = sys.stdout,
-                 gpus_per_worker: int = 0):
+                 gpus_per_worker: int = 0, cluster_env: str = "tf_config"):
         self.num_workers, self.fmnist_args, self.grace_s, self.out = num_workers, list(fmnist_args), grace_s, out
-        self.gpus_per_worker = gpus_per_worker
+        self.gpus_per_worker, self.cluster_env = gpus_per_worker, cluster_env
         self.procs: list[subprocess.Popen] = []
         self.readers: list[threading.Thread] = []
         self.lock = threading.Lock()
@@ -190,12 +217,13 @@ class Launcher:
 
     def start(self) -> None:
         cluster = [f"localhost:{p}" for p in free_ports(self.num_workers)]
-        self.say(f"{self.num_workers} workers on {','.join(cluster)}: {sys.executable} -m fmnist.main "
+        as_pods = f" as the pods of JobSet {JOBSET_NAME!r}" if self.cluster_env == "jobset" else ""
+        self.say(f"{self.num_workers} workers on {','.join(cluster)}{as_pods}: {sys.executable} -m fmnist.main "
                  f"{' '.join(self.fmnist_args)}")
         for i in range(self.num_workers):
             if self.signal_received is not None:
                 break  # Interrupted while starting: the workers already started have the signal.
-            env = worker_env(cluster, i, self.gpus_per_worker)
+            env = worker_env(cluster, i, self.gpus_per_worker, cluster_env=self.cluster_env)
             proc = subprocess.Popen([sys.executable, "-m", "fmnist.main", *self.fmnist_args], env=env,
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     start_new_session=True)
@@ -256,7 +284,8 @@ class Launcher:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args, fmnist_args = parse_args(sys.argv[1:] if argv is None else argv)
-    return Launcher(args.workers, fmnist_args, args.timeout_after_failure, gpus_per_worker=args.gpus_per_worker).run()
+    return Launcher(args.workers, fmnist_args, args.timeout_after_failure, gpus_per_worker=args.gpus_per_worker,
+                    cluster_env=args.cluster_env).run()
 
 
 if __name__ == "__main__":
