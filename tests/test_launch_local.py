@@ -135,15 +135,21 @@ def _checkpoint_state(workdir: Path) -> np.ndarray:
 def test_two_workers_train_as_one_process_and_only_the_chief_writes(tmp_path):
     """2 workers (one replica each) and 1 process with the same global batch train the same model: each worker reads
     its own half of every global batch, draws its rows of the dropout masks and augmentation, and BatchNorm uses the
-    global batch's statistics. Both workers end with identical variables; the chief alone writes."""
+    global batch's statistics. Both workers end with identical variables; the chief alone writes. The workers start
+    as JobSet pods would (launch.jobset's environment, no TF_CONFIG): each builds its TF_CONFIG itself."""
     args = (*RECIPE, "--config.num_train_steps=4", "--config.steps_per_loop=2", "--config.eval_every_steps=4",
             "--config.checkpoint_every_steps=4")
     workdir = tmp_path / "run"
-    proc = subprocess.run(launcher_cmd(workdir, *args), cwd=ROOT, capture_output=True, text=True, timeout=300,
+    cmd = launcher_cmd(workdir, *args)
+    cmd.insert(cmd.index("--"), "--cluster_env=jobset")
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     out = proc.stdout
     assert proc.returncode == 0, out[-4000:] + proc.stderr[-2000:]
     assert "[launch] all workers succeeded" in out
+    built = re.findall(r"^\[worker (\d)\] .*TF_CONFIG from the JobSet environment: (.*)$", out, re.M)
+    assert sorted(int(w) for w, _ in built) == [0, 1], out[-4000:]
+    assert all(json.loads(cfg)["task"]["index"] == int(w) for w, cfg in built), built
 
     prints = FINGERPRINT.findall(out)
     assert sorted((int(p), int(w)) for p, w, _ in prints) == [(0, 0), (1, 1)], prints

@@ -1,5 +1,6 @@
-"""What the cluster launchers write: the TFJob and each worker's TF_CONFIG, the Vertex AI CustomJob spec, and the
-TPU VM script's commands (--dry-run). None of these clusters is reachable here: this checks them by construction."""
+"""What the cluster launchers write: the Vertex AI CustomJob spec and each worker's TF_CONFIG, and the TPU VM
+script's commands (--dry-run); the Kubernetes launchers' manifests are in tests/test_launch_kubeflow.py. None of
+these clusters is reachable here: this checks them by construction."""
 
 from __future__ import annotations
 
@@ -11,66 +12,11 @@ import subprocess
 import pytest
 from conftest import ROOT, run_module
 
-from launch import katib, kubernetes, search_space, vertex
+from launch import katib, search_space, vertex
 
 
 def config_dict() -> dict:
     return search_space.load_base_config(str(ROOT / "configs/cpu.py"))
-
-# Kubernetes (Kubeflow Training Operator TFJob)
-
-def test_tfjob_cli_writes_the_fields_the_operator_reads(tmp_path):
-    out = tmp_path / "tfjob.yaml"
-    proc = run_module("launch.kubernetes", "--image=registry.example/fmnist:1", "--workers=3", "--gpus_per_worker=2",
-                      "--config=configs/gpu.py", "--workdir=/mnt/shared/run1", "--name=fm", "--pvc=runs-claim",
-                      f"--output={out}", "--", "--config.num_epochs=3")
-    assert proc.returncode == 0, proc.stderr
-    assert f"kubectl apply -f {out}" in proc.stderr
-    job = json.loads(out.read_text())
-    assert (job["apiVersion"], job["kind"], job["metadata"]["name"]) == ("kubeflow.org/v1", "TFJob", "fm")
-    assert list(job["spec"]["tfReplicaSpecs"]) == ["Worker"]  # No Chief/PS: worker 0 is MWMS's chief.
-    worker = job["spec"]["tfReplicaSpecs"]["Worker"]
-    assert (worker["replicas"], worker["restartPolicy"]) == (3, "OnFailure")
-    pod = worker["template"]["spec"]
-    (container,) = pod["containers"]
-    assert container["name"] == "tensorflow"
-    assert container["image"] == "registry.example/fmnist:1"
-    assert container["command"] == ["python", "-m", "fmnist.main", "--config=configs/gpu.py",
-                                    "--workdir=/mnt/shared/run1", "--config.num_epochs=3"]
-    assert container["resources"]["limits"] == {"nvidia.com/gpu": 2}
-    assert container["ports"] == [{"name": "tfjob-port", "containerPort": 2222}]
-    (mount,) = container["volumeMounts"]
-    (volume,) = pod["volumes"]
-    assert mount == {"name": volume["name"], "mountPath": "/mnt/shared"}
-    assert volume["persistentVolumeClaim"] == {"claimName": "runs-claim"}
-
-
-def test_tfjob_without_gpus_has_no_gpu_limit():
-    job = kubernetes.tfjob(name="fmnist", image="img", workers=2, gpus_per_worker=0, config="configs/cpu.py",
-                           workdir="/data/runs/a", mount_path="/data")
-    container = job["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]
-    assert "resources" not in container
-    assert container["volumeMounts"][0]["mountPath"] == "/data"
-
-
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(workdir="runs/a"), "absolute path"),
-    (dict(workdir="/mnt/a", mount_path="/data"), "must be inside --mount_path"),
-    (dict(name="Fmnist_1"), "--name='Fmnist_1'"),
-    (dict(workers=0), "--workers=0"),
-    (dict(gpus_per_worker=-1), "--gpus_per_worker=-1"),
-])
-def test_tfjob_rejects_what_cannot_work(kwargs, message):
-    args = dict(name="fmnist", image="img", workers=2, gpus_per_worker=1, config="c.py", workdir="/mnt/shared/a")
-    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
-        kubernetes.tfjob(**(args | kwargs))
-
-
-def test_tfjob_cli_bad_value_is_one_line():
-    proc = run_module("launch.kubernetes", "--image=img", "--workers=2", "--config=c.py", "--workdir=relative")
-    assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("launch.kubernetes: error: --workdir="), proc.stderr
-
 
 # Vertex AI
 
