@@ -1,4 +1,5 @@
-"""Launchers for fmnist: local multi-worker processes, Kubernetes TFJob, Vertex AI CustomJob, Cloud TPU VM.
+"""Launchers for fmnist: local multi-worker processes, Kubeflow Trainer v2 TrainJob, JobSet, the legacy TFJob,
+Vertex AI CustomJob, Cloud TPU VM.
 
 See launch/README.md for each launcher's command and what has been run here versus only built.
 This module holds the few helpers the Python launchers share.
