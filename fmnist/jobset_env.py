@@ -4,8 +4,10 @@ Kubeflow Trainer v2 runs distributed TensorFlow only through a runtime without a
 built in the pod (kubeflow/trainer#2699). fmnist builds it here, from what JobSet and Kubernetes give each pod, when
 TF_CONFIG is absent (`export_tf_config`, called by `fmnist.strategy.create`); a TF_CONFIG that is set always wins.
 
-What the cluster gives each pod (JobSet v0.12, sigs.k8s.io/jobset, and Kubernetes' Indexed Job):
-- JobSet labels and annotates every pod (pkg/controllers/jobset_controller.go, labelAndAnnotateObject) with
+What the cluster gives each pod (kubernetes-sigs/jobset v0.12, which Trainer v2.3 installs, and Kubernetes' Indexed
+Job, kubernetes.io/docs/tasks/job/indexed-parallel-processing-static):
+- JobSet labels and annotates every pod (pkg/controllers/jobset_controller.go, labelAndAnnotateObject; the keys are
+  constants in api/jobset/v1alpha2/jobset_types.go) with
   `jobset.sigs.k8s.io/jobset-name`, `jobset.sigs.k8s.io/replicatedjob-name`, `jobset.sigs.k8s.io/job-index` and
   `jobset.sigs.k8s.io/replicatedjob-replicas`. It sets no environment variable itself: the manifests of
   launch.jobset and launch.trainer copy these labels into JOBSET_NAME, REPLICATED_JOB_NAME, JOB_INDEX and
@@ -17,7 +19,8 @@ What the cluster gives each pod (JobSet v0.12, sigs.k8s.io/jobset, and Kubernete
 - With `network.enableDNSHostnames` (JobSet's default), pod P of Job J resolves as
   `<jobset>-<replicated job>-<J>-<P>.<subdomain>` (the Network type's documentation in
   api/jobset/v1alpha2/jobset_types.go), through a headless service named after the subdomain, which defaults to the
-  JobSet's name (GetSubdomain). Under Trainer v2 the JobSet is named after the TrainJob.
+  JobSet's name (GetSubdomain; the manifests leave `network.subdomain` unset). Under Trainer v2 the JobSet is named
+  after the TrainJob.
 
 Worker `JOB_INDEX * FMNIST_PODS_PER_JOB + JOB_COMPLETION_INDEX` of
 `REPLICATED_JOB_REPLICAS * FMNIST_PODS_PER_JOB` listens on PORT; worker 0 is the chief.

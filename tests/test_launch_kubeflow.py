@@ -6,22 +6,31 @@ fmnist builds from the environment JobSet gives each pod, and the one-line refus
 
 from __future__ import annotations
 
+import functools
 import json
+from types import SimpleNamespace
 
-import kubernetes_validate
 import pytest
-from kubeflow.training.api_client import ApiClient
-from kubeflow_trainer_api import models as trainer_models
 
 from fmnist import jobset_env
 from fmnist.errors import ConfigError
 from launch import jobset, kubernetes, local, pods, pvc, trainer
 
-K8S = kubernetes_validate.latest_version()
-TRAINER_MODELS = {"TrainJob": trainer_models.TrainerV1alpha1TrainJob,
-                  "TrainingRuntime": trainer_models.TrainerV1alpha1TrainingRuntime,
-                  "ClusterTrainingRuntime": trainer_models.TrainerV1alpha1ClusterTrainingRuntime,
-                  "JobSet": trainer_models.JobsetV1alpha2JobSet}
+
+@functools.cache
+def engines() -> SimpleNamespace:
+    """The engines' model packages, imported once, by the first test that needs them (not at collection, which
+    every pytest-xdist worker does)."""
+    import kubernetes_validate
+    from kubeflow.training.api_client import ApiClient
+    from kubeflow_trainer_api import models
+
+    return SimpleNamespace(
+        validate=kubernetes_validate, k8s=kubernetes_validate.latest_version(), tfjob_client=ApiClient(),
+        trainer=models, by_kind={"TrainJob": models.TrainerV1alpha1TrainJob,
+                                 "TrainingRuntime": models.TrainerV1alpha1TrainingRuntime,
+                                 "ClusterTrainingRuntime": models.TrainerV1alpha1ClusterTrainingRuntime,
+                                 "JobSet": models.JobsetV1alpha2JobSet})
 
 
 class _Response:  # What kubeflow-training's ApiClient.deserialize reads.
@@ -32,10 +41,10 @@ class _Response:  # What kubeflow-training's ApiClient.deserialize reads.
 def keeps_whole(manifest: dict) -> None:
     """Fails unless the manifest parses in its ecosystem's model and comes back unchanged."""
     if manifest["kind"] == "TFJob":
-        client = ApiClient()
+        client = engines().tfjob_client
         back = client.sanitize_for_serialization(client.deserialize(_Response(manifest), "KubeflowOrgV1TFJob"))
     else:
-        back = TRAINER_MODELS[manifest["kind"]].from_dict(manifest).to_dict()
+        back = engines().by_kind[manifest["kind"]].from_dict(manifest).to_dict()
     assert back == manifest, f"{manifest['kind']} changed in a round trip through its model"
 
 
@@ -46,7 +55,7 @@ def valid_k8s(obj: dict, kind: str = "") -> None:
         obj = {"apiVersion": "v1", "kind": kind, "metadata": {"name": "t"}, "template": obj}
     elif kind == "Job":
         obj = {"apiVersion": "batch/v1", "kind": kind, "metadata": {"name": "t"}, "spec": obj}
-    kubernetes_validate.validate(obj, K8S, strict=True)
+    engines().validate.validate(obj, engines().k8s, strict=True)
 
 
 def run_cli(main, capsys, *args: str) -> tuple[int, str, str]:
@@ -72,7 +81,7 @@ def test_a_field_the_model_does_not_know_fails_the_round_trip():
     _job(manifest["spec"])["template"]["spec"]["parallelizm"] = 2
     with pytest.raises(AssertionError, match="JobSet changed"):
         keeps_whole(manifest)
-    with pytest.raises(kubernetes_validate.ValidationError, match="parallelizm"):
+    with pytest.raises(engines().validate.ValidationError, match="parallelizm"):
         valid_k8s(_job(manifest["spec"])["template"]["spec"], "Job")
 
 
@@ -100,7 +109,7 @@ def test_trainer_writes_a_runtime_without_framework_plugin_and_a_trainjob(tmp_pa
     assert job["spec"]["runtimeRef"] == {"apiGroup": "trainer.kubeflow.org", "kind": runtime["kind"],
                                          "name": runtime["metadata"]["name"]}
     # No framework plugin: Trainer's PlainML applies numNodes and the env; TF_CONFIG is built in the pod.
-    policy = trainer_models.TrainerV1alpha1MLPolicy.from_dict(runtime["spec"]["mlPolicy"])
+    policy = engines().trainer.TrainerV1alpha1MLPolicy.from_dict(runtime["spec"]["mlPolicy"])
     assert not (policy.torch or policy.mpi or policy.jax or policy.xgboost or policy.flux)
     rjob = _job(runtime["spec"]["template"]["spec"])
     assert rjob["template"]["metadata"]["labels"] == trainer.ANCESTOR
