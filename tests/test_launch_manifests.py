@@ -10,8 +10,10 @@ import subprocess
 
 import pytest
 from conftest import ROOT, run_module
+from google.cloud.aiplatform_v1 import types as vertex_types
+from google.protobuf import json_format
 
-from launch import katib, kubernetes, search_space, vertex
+from launch import katib, kubernetes, search_space, vertex, vertex_machines
 
 
 def config_dict() -> dict:
@@ -72,12 +74,41 @@ def test_tfjob_cli_bad_value_is_one_line():
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("launch.kubernetes: error: --workdir="), proc.stderr
 
 
-# Vertex AI
+# Vertex AI: every spec is parsed strictly by google-cloud-aiplatform's own messages (imported once, here).
 
 def _vertex_args(*extra: str) -> list[str]:
     return ["--image=us-docker.pkg.dev/p/r/fmnist:1", "--workers=4", "--machine_type=a2-highgpu-1g",
             "--accelerator_type=NVIDIA_TESLA_A100", "--accelerator_count=1", "--config=configs/gpu.py",
             "--workdir=gs://bucket/run1", *extra]
+
+
+def _loose(value):
+    """Proto JSON writes int64 as a string: compare numbers as strings."""
+    if isinstance(value, dict):
+        return {k: _loose(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_loose(v) for v in value]
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _vertex_round_trip(job: dict, message: str) -> dict:
+    """`job` parsed by the library's message with unknown fields refused, and written back as JSON."""
+    cls = getattr(vertex_types, message)
+    parsed = cls.from_json(json.dumps(job), ignore_unknown_fields=False)
+    return json_format.MessageToDict(cls.pb(parsed))
+
+
+def test_vertex_round_trip_refuses_unknown_fields_and_sees_lost_ones():
+    with pytest.raises(json_format.ParseError, match="machineTyp"):
+        _vertex_round_trip({"workerPoolSpecs": [{"machineSpec": {"machineTyp": "n1-standard-8"}}]}, "CustomJobSpec")
+    spec = {"workerPoolSpecs": [{"machineSpec": {"machineType": "n1-standard-8", "acceleratorCount": 0}}]}
+    assert _loose(_vertex_round_trip(spec, "CustomJobSpec")) != _loose(spec)  # A default value does not survive.
+
+
+def test_vertex_rules_name_only_accelerators_of_the_enum():
+    names = set(vertex_types.AcceleratorType.__members__)
+    assert {gpu for gpu, _ in vertex_machines.SERIES.values()} | set(vertex_machines.N1_GPUS) <= names
+    assert set(vertex.accelerator_names()) == names - {"ACCELERATOR_TYPE_UNSPECIFIED"}
 
 
 def test_vertex_spec_has_a_chief_pool_and_a_worker_pool(tmp_path):
@@ -87,6 +118,7 @@ def test_vertex_spec_has_a_chief_pool_and_a_worker_pool(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert f"gcloud ai custom-jobs create --region=europe-west4 --display-name=fmnist --config={out}" in proc.stderr
     spec = json.loads(out.read_text())
+    assert _loose(_vertex_round_trip(spec, "CustomJobSpec")) == _loose(spec)  # Strict parse, no field lost.
     assert set(spec) == {"workerPoolSpecs", "scheduling"}  # A CustomJobSpec, as gcloud's --config expects.
     assert spec["scheduling"] == {"restartJobOnWorkerRestart": True}
     chief, workers = spec["workerPoolSpecs"]
@@ -101,25 +133,68 @@ def test_vertex_spec_has_a_chief_pool_and_a_worker_pool(tmp_path):
 
 def test_vertex_rest_format_wraps_the_spec_in_a_custom_job(tmp_path):
     out = tmp_path / "job.json"
-    proc = run_module("launch.vertex", *_vertex_args(f"--output={out}", "--format=rest", "--display_name=fm-1"))
-    assert proc.returncode == 0, proc.stderr
+    assert vertex.main(_vertex_args(f"--output={out}", "--format=rest", "--display_name=fm-1")) == 0
     job = json.loads(out.read_text())
+    assert _loose(_vertex_round_trip(job, "CustomJob")) == _loose(job)
     assert job["displayName"] == "fm-1"
     assert [p["replicaCount"] for p in job["jobSpec"]["workerPoolSpecs"]] == [1, 3]
 
 
-def test_vertex_single_machine_cpu_job_has_one_pool_and_no_accelerator():
-    spec = vertex.custom_job_spec(image="img", workers=1, machine_type="n1-standard-8", accelerator_type="",
-                                  accelerator_count=0, config="configs/cpu.py", workdir="gs://b/r")
+@pytest.mark.parametrize("flags, machine", [
+    (["--accelerator_count=0"], {"machineType": "n1-standard-8"}),  # Not the GPU default machine type.
+    (["--machine_type=g2-standard-24"], {"machineType": "g2-standard-24", "acceleratorType": "NVIDIA_L4",
+                                         "acceleratorCount": 2}),  # The machine type's own GPUs.
+    (["--machine_type=n1-standard-16", "--accelerator_type=NVIDIA_TESLA_T4", "--accelerator_count=4"],
+     {"machineType": "n1-standard-16", "acceleratorType": "NVIDIA_TESLA_T4", "acceleratorCount": 4}),
+])
+def test_vertex_machine_spec_follows_the_machine_type(tmp_path, flags, machine):
+    out = tmp_path / "job.json"
+    assert vertex.main(["--registry=us-docker.pkg.dev/p/r", "--workers=2", "--config=configs/cpu.py",
+                        "--workdir=/gcs/bucket/run1", f"--output={out}", *flags]) == 0
+    spec = json.loads(out.read_text())
+    assert _loose(_vertex_round_trip(spec, "CustomJobSpec")) == _loose(spec)
+    for pool in spec["workerPoolSpecs"]:
+        assert pool["machineSpec"] == machine
+        tag = "gpu" if "acceleratorCount" in machine else "cpu"
+        assert pool["containerSpec"]["imageUri"] == f"us-docker.pkg.dev/p/r/fmnist:{tag}"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--accelerator_type=A100"], "--accelerator_type=A100 is not a Vertex AcceleratorType; GPUs: "),
+    (["--accelerator_type=NVIDIA_TESLA_H100"], "NVIDIA_H100_80GB"),
+    (["--accelerator_type=TPU_V5_LITEPOD"], "TPU_V5_LITEPOD is a TPU: "),
+    (["--machine_type=ct5lp-hightpu-4t", "--accelerator_count=4"], "launch/tpu_vm.sh"),
+    (["--machine_type=a3-highgpu-8g", "--accelerator_type=NVIDIA_TESLA_A100"],
+     "a3-highgpu-8g carries NVIDIA_H100_80GB, not NVIDIA_TESLA_A100: drop --accelerator_type, or pick a machine type "
+     "for NVIDIA_TESLA_A100: a2-highgpu-1g"),
+    (["--machine_type=a2-highgpu-1g", "--accelerator_count=0"], "pick a CPU machine type, e.g. n1-standard-8"),
+    (["--machine_type=a2-highgpu-1g", "--accelerator_count=2"], "has exactly 1 NVIDIA_TESLA_A100"),
+    (["--machine_type=n2-standard-8", "--accelerator_type=NVIDIA_TESLA_T4"], "n2-standard-8 takes no GPUs"),
+    (["--machine_type=n1-standard-8", "--accelerator_type=NVIDIA_L4"], "NVIDIA_L4 comes with g2-standard-4"),
+    (["--workdir=/tmp/run1"], "--workdir=/tmp/run1 is on each replica's own disk, and 2 replicas must share one"),
+])
+def test_vertex_refuses_what_vertex_rejects(tmp_path, capsys, flags, message):
+    out = tmp_path / "job.json"
+    with pytest.raises(SystemExit) as exit_:
+        vertex.main(["--registry=us-docker.pkg.dev/p/r", "--workers=2", "--config=configs/gpu.py",
+                     "--workdir=gs://bucket/run1", f"--output={out}", *flags])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and not out.exists()
+    assert err.count("\n") == 1 and err.startswith("launch.vertex: error: ") and message in err, err
+
+
+def test_vertex_single_machine_may_keep_its_workdir_on_its_disk():
+    spec = vertex.custom_job_spec(image="img", workers=1, machine={"machineType": "n1-standard-8"},
+                                  config="configs/cpu.py", workdir="/tmp/run1")
     (pool,) = spec["workerPoolSpecs"]
-    assert pool["machineSpec"] == {"machineType": "n1-standard-8"}
+    assert pool["containerSpec"]["args"][1] == "--workdir=/tmp/run1"
 
 
-@pytest.mark.parametrize("workdir, message", [("gs://", "needs a bucket"), ("runs/a", "must be gs://")])
+@pytest.mark.parametrize("workdir, message", [("gs://", "needs a bucket"), ("/gcs/", "needs a bucket"),
+                                              ("runs/a", "must be gs://")])
 def test_vertex_rejects_workdirs_replicas_cannot_share(workdir, message):
     with pytest.raises(ValueError, match=message):
-        vertex.custom_job_spec(image="i", workers=2, machine_type="m", accelerator_type="", accelerator_count=0,
-                               config="c", workdir=workdir)
+        vertex.custom_job_spec(image="i", workers=2, machine={"machineType": "m"}, config="c", workdir=workdir)
 
 
 # Cloud TPU VM
