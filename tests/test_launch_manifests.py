@@ -213,19 +213,39 @@ def _remote(cmd: list[str]) -> str:
 
 
 def test_tpu_vm_dry_run_creates_copies_installs_and_trains():
-    cmds = _dry_run({"TPU_NAME": "tpu-a", "ZONE": "us-central2-b"}, "--", "--config.num_epochs=2")
+    cmds = _dry_run({"TPU_NAME": "tpu-a", "ZONE": "us-west4-a"}, "--", "--config.num_epochs=2")
     create = cmds[0]
     assert create[:6] == ["gcloud", "compute", "tpus", "tpu-vm", "create", "tpu-a"]
-    assert {"--zone=us-central2-b", "--accelerator-type=v4-8", "--version=tpu-ubuntu2204-base"} <= set(create)
+    assert {"--zone=us-west4-a", "--accelerator-type=v5litepod-8", "--version=v2-alpha-tpuv5-lite"} <= set(create)
     assert any(c[:5] == ["gcloud", "compute", "tpus", "tpu-vm", "scp"] and "--worker=all" in c for c in cmds)
     ssh = [c for c in cmds if c[:5] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh"]]
-    assert ssh and all("tpu-a" in c and "--worker=all" in c and "--zone=us-central2-b" in c for c in ssh)
+    assert ssh and all("tpu-a" in c and "--worker=all" in c and "--zone=us-west4-a" in c for c in ssh)
     scripts = [_remote(c) for c in ssh]
     install = next(s for s in scripts if "pip install" in s)
     assert "tensorflow-tpu==" in install and "pip install -q --no-deps -e fmnist" in install
     train = shlex.split(scripts[-1].split("&&")[-1])
     assert train[:3] == ["python", "-m", "fmnist.main"]
     assert {"--config=configs/tpu.py", "--config.tpu=local", "--config.num_epochs=2"} <= set(train)
+
+
+# Runtimes: cloud.google.com/tpu/docs/runtimes; zones: cloud.google.com/tpu/docs/regions-zones (read 2026-12-06).
+@pytest.mark.parametrize("tpu, runtime, zone", [
+    ("v2-8", "tpu-ubuntu2204-base", "us-central1-b"), ("v3-8", "tpu-ubuntu2204-base", "us-central1-a"),
+    ("v4-8", "tpu-ubuntu2204-base", "us-central2-b"), ("v5litepod-4", "v2-alpha-tpuv5-lite", "us-central1-a"),
+    ("v5p-8", "v2-alpha-tpuv5", "us-central1-a"), ("v6e-8", "v2-alpha-tpuv6e", "us-central1-b"),
+])
+def test_tpu_vm_picks_the_runtime_and_a_zone_that_serve_the_type(tpu, runtime, zone):
+    create = _dry_run({"ACCELERATOR_TYPE": tpu})[0]
+    assert {f"--accelerator-type={tpu}", f"--version={runtime}", f"--zone={zone}"} <= set(create)
+
+
+def test_tpu_vm_examples_in_the_docs_run():
+    """Every `VAR=... bash launch/tpu_vm.sh` line of launch/README.md passes the script's checks."""
+    lines = re.findall(r"^((?:\w+=\S+ )+)bash launch/tpu_vm\.sh(.*)$", (ROOT / "launch/README.md").read_text(), re.M)
+    assert lines
+    for assignments, args in lines:
+        env = dict(a.split("=", 1) for a in assignments.split())
+        assert _dry_run(env, *shlex.split(args.split("#")[0].replace("--dry-run", "")))[0][4] == "create"
 
 
 def test_tpu_vm_dry_run_clones_copies_results_and_deletes_when_asked():
@@ -246,14 +266,23 @@ def test_tpu_vm_writes_a_gs_workdir_directly():
 
 
 @pytest.mark.parametrize("env, message", [
-    ({"ACCELERATOR_TYPE": "v4-32"}, "multi-host"),
+    ({"ACCELERATOR_TYPE": "v4-32"}, "multi-host slice; this script runs one host: v2-8, v3-8, v4-8, v5litepod-1"),
+    ({"ACCELERATOR_TYPE": "v5e-8"}, "not a single-host TPU type: v2-8, "),
+    ({"ACCELERATOR_TYPE": "v5litepod-8", "ZONE": "us-central2-b"},
+     "ZONE=us-central2-b does not serve v5litepod-8: use us-central1-a, us-south1-a, us-west1-c, us-west4-a"),
+    ({"ACCELERATOR_TYPE": "v6e-4", "RUNTIME_VERSION": "tpu-ubuntu2204-base"}, "whose runtime is v2-alpha-tpuv6e"),
     ({"WORKDIR": "gs://b/run", "RESULTS_URI": "gs://b/copy"}, "drop RESULTS_URI"),
 ])
 def test_tpu_vm_refuses_what_it_cannot_run(env, message):
     proc = subprocess.run(["bash", "launch/tpu_vm.sh", "--dry-run"], cwd=ROOT, capture_output=True, text=True,
                           timeout=60, env={"PATH": "/usr/bin:/bin", **env})
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.startswith("tpu_vm.sh: error: ") and message in proc.stderr
+    assert proc.stderr.startswith("tpu_vm.sh: error: ") and proc.stderr.count("\n") == 1 and message in proc.stderr
+
+
+def test_tpu_vm_zone_check_can_be_skipped_for_a_zone_added_since():
+    create = _dry_run({"ACCELERATOR_TYPE": "v5p-8", "ZONE": "europe-west4-b", "CHECK_TPU_TABLE": "0"})[0]
+    assert {"--zone=europe-west4-b", "--version=v2-alpha-tpuv5"} <= set(create)
 
 
 # Katib (Kubeflow hyperparameter tuning)
