@@ -8,10 +8,12 @@ import re
 import shlex
 import subprocess
 
+import kubernetes_validate
 import pytest
 from conftest import ROOT, run_module
 from google.cloud.aiplatform_v1 import types as vertex_types
 from google.protobuf import json_format
+from kubeflow_katib_api.models import V1beta1Experiment
 
 from launch import katib, kubernetes, search_space, vertex, vertex_machines
 
@@ -285,7 +287,28 @@ def test_tpu_vm_zone_check_can_be_skipped_for_a_zone_added_since():
     assert {"--zone=europe-west4-b", "--version=v2-alpha-tpuv5"} <= set(create)
 
 
-# Katib (Kubeflow hyperparameter tuning)
+# Katib (Kubeflow hyperparameter tuning): each Experiment goes through kubeflow-katib-api's model and its trial Job
+# through kubernetes-validate's strict schema.
+
+def _check_katib(exp: dict) -> None:
+    """Fails when the Experiment loses a field in a round trip through Katib's model, or its trial Job is not a valid
+    batch/v1 Job."""
+    assert V1beta1Experiment.from_dict(exp).to_dict() == exp
+    kubernetes_validate.validate(exp["spec"]["trialTemplate"]["trialSpec"], kubernetes_validate.utils.latest_version(),
+                                 strict=True)
+
+
+def test_katib_checks_can_fail():
+    space = search_space.load(str(ROOT / "configs/sweeps/arch_lr.py"), str(ROOT / "configs/cpu.py"))
+    exp = katib.experiment(space, name="arch-lr", image="img", config="configs/cpu.py")
+    exp["spec"]["maxTrialsCount"] = 3  # Katib has no such field: the model drops it.
+    with pytest.raises(AssertionError):
+        _check_katib(exp)
+    del exp["spec"]["maxTrialsCount"]
+    exp["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["imag"] = "img"
+    with pytest.raises(kubernetes_validate.ValidationError, match="imag"):
+        _check_katib(exp)
+
 
 def test_katib_cli_writes_the_sweep_as_an_experiment(tmp_path):
     out = tmp_path / "experiment.yaml"
@@ -294,6 +317,7 @@ def test_katib_cli_writes_the_sweep_as_an_experiment(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert f"kubectl apply -f {out}" in proc.stderr
     exp = json.loads(out.read_text())
+    _check_katib(exp)
     assert (exp["apiVersion"], exp["kind"], exp["metadata"]["name"]) == ("kubeflow.org/v1beta1", "Experiment",
                                                                          "arch-lr")
     spec = exp["spec"]
@@ -341,6 +365,7 @@ def test_katib_tpe_over_ranges_uses_katib_distributions(tmp_path):
                             "optimizer": ["adam", "sgd"]}}
     space = search_space.check(sweep, config_dict(), "lr_tpe")
     exp = katib.experiment(space, name="lr-tpe", image="img", config="configs/cpu.py", parallel=3, gpus_per_trial=1)
+    _check_katib(exp)
     spec = exp["spec"]
     assert spec["algorithm"] == {"algorithmName": "tpe", "algorithmSettings": [{"name": "random_state", "value": "5"}]}
     assert (spec["maxTrialCount"], spec["parallelTrialCount"]) == (12, 3)
