@@ -113,12 +113,11 @@ def test_vertex_rules_name_only_accelerators_of_the_enum():
     assert set(vertex.accelerator_names()) == names - {"ACCELERATOR_TYPE_UNSPECIFIED"}
 
 
-def test_vertex_spec_has_a_chief_pool_and_a_worker_pool(tmp_path):
+def test_vertex_spec_has_a_chief_pool_and_a_worker_pool(tmp_path, capsys):
     out = tmp_path / "job.json"
-    proc = run_module("launch.vertex", *_vertex_args(f"--output={out}", "--region=europe-west4", "--",
-                                                     "--config.num_epochs=3"))
-    assert proc.returncode == 0, proc.stderr
-    assert f"gcloud ai custom-jobs create --region=europe-west4 --display-name=fmnist --config={out}" in proc.stderr
+    assert vertex.main(_vertex_args(f"--output={out}", "--region=europe-west4", "--", "--config.num_epochs=3")) == 0
+    err = capsys.readouterr().err
+    assert f"gcloud ai custom-jobs create --region=europe-west4 --display-name=fmnist --config={out}" in err
     spec = json.loads(out.read_text())
     assert _loose(_vertex_round_trip(spec, "CustomJobSpec")) == _loose(spec)  # Strict parse, no field lost.
     assert set(spec) == {"workerPoolSpecs", "scheduling"}  # A CustomJobSpec, as gcloud's --config expects.
