@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 import subprocess
+import sys
 
 import kubernetes_validate
 import pytest
@@ -182,6 +183,14 @@ def test_vertex_refuses_what_vertex_rejects(tmp_path, capsys, flags, message):
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and not out.exists()
     assert err.count("\n") == 1 and err.startswith("launch.vertex: error: ") and message in err, err
+
+
+def test_vertex_without_the_launch_extra_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "google.cloud.aiplatform_v1", None)  # As if not installed.
+    with pytest.raises(SystemExit) as exit_:
+        vertex.main(_vertex_args(f"--output={tmp_path / 'job.json'}"))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and "pip install -e '.[launch]'" in err, err
 
 
 def test_vertex_single_machine_may_keep_its_workdir_on_its_disk():
