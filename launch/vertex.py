@@ -40,7 +40,7 @@ LAUNCH_EXTRA = "pip install -e '.[launch]'"
 
 
 def aiplatform_types():
-    """google-cloud-aiplatform's v1 types (imported on first use: about 1 s), or a ValueError saying how to install."""
+    """google-cloud-aiplatform's v1 types (a large import, so on first use), or a ValueError naming the extra."""
     try:
         from google.cloud.aiplatform_v1 import types
     except ImportError as e:
