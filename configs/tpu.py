@@ -2,8 +2,9 @@
 
   python -m fmnist.main --config=configs/tpu.py --workdir=runs/tpu --config.tpu=local
 
-NOT RUN HERE: this machine has no TPU. The workdir is on the TPU VM's disk (gs:// workdirs are refused for now);
-launch/tpu_vm.sh copies it to Cloud Storage afterwards.
+NOT RUN HERE: this machine has no TPU. On a TPU VM use a gs://BUCKET/PATH workdir (fmnist writes it through
+tf.io.gfile, so it outlives the VM); launch/tpu_vm.sh passes WORKDIR=gs://... through, or copies a workdir on the
+VM's disk to RESULTS_URI after training.
 """
 
 from configs import default

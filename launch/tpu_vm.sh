@@ -1,26 +1,45 @@
 #!/usr/bin/env bash
-# Trains fmnist on a single-host Cloud TPU VM (v4-8 by default) with TPUStrategy:
+# Trains fmnist on a single-host Cloud TPU VM (v5litepod-8 by default) with TPUStrategy:
 # creates the VM (or reuses it), copies this checkout to it (or clones REPO_URL), installs TensorFlow for TPU and
 # fmnist, prepares the data, trains, and optionally copies the workdir to Cloud Storage.
 #
-#   TPU_NAME=fmnist-v4 ZONE=us-central2-b bash launch/tpu_vm.sh [--dry-run] [-- --config.KEY=VALUE ...]
+#   TPU_NAME=fmnist-v5e WORKDIR=gs://BUCKET/fmnist/tpu1 bash launch/tpu_vm.sh [--dry-run] [-- --config.KEY=VALUE ...]
 #
 # --dry-run prints every command (shell-quoted, prefixed '+ ') instead of running it; nothing needs gcloud then.
 # Settings (environment variables, defaults in brackets):
-#   TPU_NAME [fmnist-tpu]  ZONE [us-central2-b]  PROJECT [gcloud's default project]
-#   ACCELERATOR_TYPE [v4-8]  RUNTIME_VERSION [tpu-ubuntu2204-base]  SPOT [0]: 1 creates a Spot TPU
+#   TPU_NAME [fmnist-tpu]  PROJECT [gcloud's default project]  SPOT [0]: 1 creates a Spot TPU
+#   ACCELERATOR_TYPE [v5litepod-8]: a single-host type of the table below
+#   ZONE [the type's first zone below]  RUNTIME_VERSION [the type's runtime below]
+#   CHECK_TPU_TABLE [1]: 0 accepts a ZONE or RUNTIME_VERSION the table does not list (one Google added since)
 #   TF_TPU_VERSION [2.20.0]: the tensorflow-tpu wheel (PyPI had no 2.21 release when this was written)
 #   REPO_URL ['' = copy this checkout]  REPO_REF ['' = default branch]  REMOTE_DIR [fmnist], under the VM's home
-#   CONFIG [configs/tpu.py]  WORKDIR [fmnist-runs/$TPU_NAME], on the VM relative to its home, or gs://BUCKET/run
-#   RESULTS_URI ['' = keep on the VM], e.g. gs://BUCKET/fmnist/run1: the workdir is copied there after training
+#   CONFIG [configs/tpu.py]  WORKDIR [fmnist-runs/$TPU_NAME]: gs://BUCKET/PATH (fmnist writes it directly; the
+#     choice for TPU VMs), or a path on the VM relative to its home
+#   RESULTS_URI ['' = keep on the VM], e.g. gs://BUCKET/fmnist/run1: a local workdir is copied there after training
 #   DELETE_AFTER [0]: 1 deletes the TPU VM at the end (only when training succeeded)
 set -euo pipefail
 
+# The single-host TPU types, each with its runtime (https://cloud.google.com/tpu/docs/runtimes: v4 and older
+# tpu-ubuntu2204-base, v5e v2-alpha-tpuv5-lite, v5p v2-alpha-tpuv5, v6e v2-alpha-tpuv6e) and the zones that serve
+# it (https://cloud.google.com/tpu/docs/regions-zones, read 2026-12-06; europe-west4-b for v5e and asia-east1-c for
+# v2 from that page's earlier version). The first zone is the type's default.
+TPU_TYPES="v2-8 v3-8 v4-8 v5litepod-1 v5litepod-4 v5litepod-8 v5p-8 v6e-1 v6e-4 v6e-8"
+tpu_table() {  # ACCELERATOR_TYPE -> "RUNTIME ZONE...", or nothing for a type this script does not run.
+  case "$1" in
+    v2-8) echo "tpu-ubuntu2204-base us-central1-b us-central1-c europe-west4-a asia-east1-c" ;;
+    v3-8) echo "tpu-ubuntu2204-base us-central1-a us-central1-b europe-west4-a" ;;
+    v4-8) echo "tpu-ubuntu2204-base us-central2-b" ;;
+    v5litepod-1 | v5litepod-4 | v5litepod-8)
+      echo "v2-alpha-tpuv5-lite us-central1-a us-south1-a us-west1-c us-west4-a europe-west4-b" ;;
+    v5p-8) echo "v2-alpha-tpuv5 us-central1-a us-east5-a" ;;
+    v6e-1 | v6e-4 | v6e-8) echo "v2-alpha-tpuv6e us-central1-b us-east1-d us-east5-a us-east5-b europe-west4-a" ;;
+  esac
+}
+
 TPU_NAME="${TPU_NAME:-fmnist-tpu}"
-ZONE="${ZONE:-us-central2-b}"
 PROJECT="${PROJECT:-}"
-ACCELERATOR_TYPE="${ACCELERATOR_TYPE:-v4-8}"
-RUNTIME_VERSION="${RUNTIME_VERSION:-tpu-ubuntu2204-base}"
+ACCELERATOR_TYPE="${ACCELERATOR_TYPE:-v5litepod-8}"
+CHECK_TPU_TABLE="${CHECK_TPU_TABLE:-1}"
 SPOT="${SPOT:-0}"
 TF_TPU_VERSION="${TF_TPU_VERSION:-2.20.0}"
 REPO_URL="${REPO_URL:-}"
@@ -39,16 +58,33 @@ FMNIST_ARGS=()
 while (($#)); do
   case "$1" in
     --dry-run) DRY_RUN=1 ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -h | --help)
+      sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+      echo "TPU type: runtime, zones (the first is the default)"
+      for t in $TPU_TYPES; do read -r runtime zones <<<"$(tpu_table "$t")"; echo "  $t: $runtime, $zones"; done
+      exit 0 ;;
     --) shift; FMNIST_ARGS=("$@"); break ;;
     *) die "unknown argument '$1' (usage: bash launch/tpu_vm.sh [--dry-run] [-- FMNIST_ARGS])" ;;
   esac
   shift
 done
 
-chips="${ACCELERATOR_TYPE##*-}"
-[[ "$chips" =~ ^[0-9]+$ ]] || die "ACCELERATOR_TYPE=$ACCELERATOR_TYPE is not of the form v4-8"
-((chips <= 8)) || die "ACCELERATOR_TYPE=$ACCELERATOR_TYPE is a multi-host slice; this script runs one host (e.g. v4-8)"
+row="$(tpu_table "$ACCELERATOR_TYPE")"
+if [[ -z "$row" ]]; then
+  if [[ "$ACCELERATOR_TYPE" =~ ^v(2|3|4|5litepod|5p|6e)-[0-9]+$ ]]; then
+    die "ACCELERATOR_TYPE=$ACCELERATOR_TYPE is a multi-host slice; this script runs one host: ${TPU_TYPES// /, }"
+  fi
+  die "ACCELERATOR_TYPE=$ACCELERATOR_TYPE is not a single-host TPU type: ${TPU_TYPES// /, }"
+fi
+read -r type_runtime type_zones <<<"$row"
+RUNTIME_VERSION="${RUNTIME_VERSION:-$type_runtime}"
+ZONE="${ZONE:-${type_zones%% *}}"
+if ((CHECK_TPU_TABLE)); then
+  [[ "$RUNTIME_VERSION" == "$type_runtime" ]] || die "RUNTIME_VERSION=$RUNTIME_VERSION does not serve \
+$ACCELERATOR_TYPE, whose runtime is $type_runtime: unset RUNTIME_VERSION (or CHECK_TPU_TABLE=0)"
+  [[ " $type_zones " == *" $ZONE "* ]] || die "ZONE=$ZONE does not serve $ACCELERATOR_TYPE: use ${type_zones// /, } \
+(or CHECK_TPU_TABLE=0 for a zone added since 2026-12-06)"
+fi
 [[ "$WORKDIR" != *://* || -z "$RESULTS_URI" ]] || die "WORKDIR=$WORKDIR is already in Cloud Storage; drop RESULTS_URI"
 
 q() {  # One shell word: as is when safe, else single-quoted.

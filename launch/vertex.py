@@ -12,50 +12,80 @@ flag), which is what this writes by default; `--format=rest` writes the whole Cu
 jobSpec) for the REST API or client libraries instead.
 
 A gs://BUCKET/PATH workdir is passed to the containers as is: fmnist writes it through tf.io.gfile. Vertex's Cloud
-Storage FUSE mount, /gcs/BUCKET/PATH, works too (launch/README.md says when it is the better choice).
+Storage FUSE mount, /gcs/BUCKET/PATH, works too (launch/README.md says when it is the better choice). Any other path
+is on each replica's own disk, so it is refused for more than one replica.
+
+Only what Vertex accepts is written: accelerator names come from google-cloud-aiplatform's AcceleratorType enum,
+machine type and accelerator must fit each other (launch/vertex_machines.py, with its sources), and the finished
+spec is parsed strictly by the library's own CustomJobSpec (or CustomJob) message before it is written. So this
+needs the `launch` extra (`pip install -e '.[launch]'`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from collections.abc import Sequence
 
 from launch import REGISTRY_VAR, Parser, default_image, fmnist_command, split_passthrough, write_json
+from launch.vertex_machines import CPU_MACHINE, GPU_MACHINE, machine_spec
 
 PROG = "launch.vertex"
 USAGE = (f"python -m {PROG} --registry=REG|--image=IMG --workers=N --machine_type=TYPE --accelerator_type=GPU "
          "--accelerator_count=G --config=CONFIG --workdir=gs://BUCKET/RUN [--output=FILE] [-- FMNIST_ARGS]")
 FUSE_ROOT = "/gcs"
+LAUNCH_EXTRA = "pip install -e '.[launch]'"
 
 
-def container_workdir(workdir: str) -> str:
-    """The workdir every replica uses: gs://BUCKET/PATH as is (fmnist writes through tf.io.gfile), or an absolute
-    path every replica shares, e.g. Vertex's Cloud Storage FUSE mount /gcs/BUCKET/PATH."""
-    if workdir.startswith("gs://"):
-        if not workdir[len("gs://"):].strip("/"):
-            raise ValueError(f"--workdir={workdir!r} needs a bucket, e.g. gs://BUCKET/run1")
-        return workdir.rstrip("/")
+def aiplatform_types():
+    """google-cloud-aiplatform's v1 types (a large import, so on first use), or a ValueError naming the extra."""
+    try:
+        from google.cloud.aiplatform_v1 import types
+    except ImportError as e:
+        raise ValueError(f"launch.vertex checks jobs with google-cloud-aiplatform's types ({e}): {LAUNCH_EXTRA}") from e
+    return types
+
+
+def accelerator_names() -> list[str]:
+    """The names of Vertex's AcceleratorType enum, from the library (ACCELERATOR_TYPE_UNSPECIFIED left out)."""
+    return [n for n in aiplatform_types().AcceleratorType.__members__ if n != "ACCELERATOR_TYPE_UNSPECIFIED"]
+
+
+def container_workdir(workdir: str, workers: int) -> str:
+    """The workdir every replica uses: gs://BUCKET/PATH as is (fmnist writes through tf.io.gfile), or Vertex's Cloud
+    Storage FUSE mount /gcs/BUCKET/PATH; one replica alone may also use a path on its own disk."""
+    for root in ("gs://", f"{FUSE_ROOT}/"):
+        if workdir.startswith(root):
+            if not workdir[len(root):].strip("/"):
+                raise ValueError(f"--workdir={workdir!r} needs a bucket, e.g. {root}BUCKET/run1")
+            return workdir.rstrip("/")
     if not workdir.startswith("/"):
-        raise ValueError(f"--workdir={workdir!r} must be gs://BUCKET/PATH (or an absolute path every replica "
-                         f"shares, e.g. {FUSE_ROOT}/BUCKET/PATH)")
+        raise ValueError(f"--workdir={workdir!r} must be gs://BUCKET/PATH or {FUSE_ROOT}/BUCKET/PATH")
+    if workers > 1:
+        raise ValueError(f"--workdir={workdir} is on each replica's own disk, and {workers} replicas must share one: "
+                         f"gs://BUCKET/PATH or {FUSE_ROOT}/BUCKET/PATH")
     return workdir
 
 
-def custom_job_spec(*, image: str, workers: int, machine_type: str, accelerator_type: str, accelerator_count: int,
-                    config: str, workdir: str, extra_args: Sequence[str] = ()) -> dict:
-    """The CustomJobSpec: pool 0 = the chief, pool 1 = the other workers; raises ValueError for bad values."""
+def strict_parse(job: dict, message: str) -> None:
+    """Parses `job` with the library's proto message (CustomJobSpec or CustomJob), refusing unknown fields."""
+    cls = getattr(aiplatform_types(), message)
+    try:
+        cls.from_json(json.dumps(job), ignore_unknown_fields=False)
+    except Exception as e:  # json_format.ParseError and the enum's ValueError: a bug here, not a user error.
+        raise ValueError(f"launch.vertex wrote a {message} that google-cloud-aiplatform refuses ({e}); "
+                         "please report it") from e
+
+
+def custom_job_spec(*, image: str, workers: int, machine: dict, config: str, workdir: str,
+                    extra_args: Sequence[str] = ()) -> dict:
+    """The CustomJobSpec: pool 0 = the chief, pool 1 = the other workers, each on `machine` (a machineSpec from
+    `launch.vertex_machines.machine_spec`); raises ValueError for bad values."""
     if workers < 1:
         raise ValueError(f"--workers={workers} must be >= 1")
-    if accelerator_count < 0:
-        raise ValueError(f"--accelerator_count={accelerator_count} must be >= 0")
-    if accelerator_count and not accelerator_type:
-        raise ValueError("--accelerator_type is required when --accelerator_count > 0, e.g. NVIDIA_TESLA_A100")
-    machine = {"machineType": machine_type}
-    if accelerator_count:
-        machine |= {"acceleratorType": accelerator_type, "acceleratorCount": accelerator_count}
-    command = fmnist_command(config, container_workdir(workdir), extra_args)
+    command = fmnist_command(config, container_workdir(workdir, workers), extra_args)
     container = {"imageUri": image, "command": command[:3], "args": command[3:]}
     pools = [{"machineSpec": machine, "replicaCount": count, "containerSpec": container}
              for count in (1, workers - 1) if count > 0]
@@ -82,25 +112,32 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "image is REGISTRY/fmnist:gpu, or fmnist:cpu with --accelerator_count=0")
     p.add_argument("--image", default="", help="another image URI (default: the registry's fmnist image)")
     p.add_argument("--workers", type=int, required=True, help="replicas in all (1 chief + N-1 workers)")
-    p.add_argument("--machine_type", default="a2-highgpu-1g")
-    p.add_argument("--accelerator_type", default="NVIDIA_TESLA_A100", help="Vertex AcceleratorType enum value")
-    p.add_argument("--accelerator_count", type=int, default=1, help="GPUs per replica (0: CPU only)")
+    p.add_argument("--machine_type", default="", help=f"default {GPU_MACHINE}, or {CPU_MACHINE} with "
+                   "--accelerator_count=0")
+    p.add_argument("--accelerator_type", default="", help="a GPU of Vertex's AcceleratorType enum (default: the "
+                   "machine type's own GPU; required for n1 machine types)")
+    p.add_argument("--accelerator_count", type=int, default=None, help="GPUs per replica (default: the machine "
+                   "type's; 0: CPU only)")
     p.add_argument("--config", required=True, help="config path inside the image, e.g. configs/gpu.py")
-    p.add_argument("--workdir", required=True, help="gs://BUCKET/RUN, or the FUSE path /gcs/BUCKET/RUN")
+    p.add_argument("--workdir", required=True, help="gs://BUCKET/RUN, or the FUSE path /gcs/BUCKET/RUN (a path on "
+                   "the replica's own disk only for --workers=1)")
     p.add_argument("--display_name", default="fmnist")
     p.add_argument("--region", default="us-central1", help="only for the printed gcloud command")
     p.add_argument("--format", default="gcloud", choices=("gcloud", "rest"),
                    help="gcloud: CustomJobSpec for `gcloud ai custom-jobs create --config`; rest: CustomJob")
     p.add_argument("--output", default="-", help="file to write (JSON, valid YAML); '-' for stdout")
     a = p.parse_args(own)
-    image = a.image or default_image(a.accelerator_count, a.registry)
-    if "/" not in image:
-        p.error(f"Vertex AI pulls images from a registry: pass --registry=us-docker.pkg.dev/PROJECT/REPO (or set "
-                f"${REGISTRY_VAR}) where you pushed {image}, or --image")
-    spec_args = dict(image=image, workers=a.workers, machine_type=a.machine_type, accelerator_type=a.accelerator_type,
-                     accelerator_count=a.accelerator_count, config=a.config, workdir=a.workdir, extra_args=extra)
     try:
+        machine = machine_spec(a.machine_type or (CPU_MACHINE if a.accelerator_count == 0 else GPU_MACHINE),
+                               a.accelerator_type, a.accelerator_count, accelerator_names())
+        image = a.image or default_image(machine.get("acceleratorCount", 0), a.registry)
+        if "/" not in image:
+            raise ValueError(f"Vertex AI pulls images from a registry: pass --registry=us-docker.pkg.dev/PROJECT/REPO "
+                             f"(or set ${REGISTRY_VAR}) where you pushed {image}, or --image")
+        spec_args = dict(image=image, workers=a.workers, machine=machine, config=a.config, workdir=a.workdir,
+                         extra_args=extra)
         job = custom_job(a.display_name, **spec_args) if a.format == "rest" else custom_job_spec(**spec_args)
+        strict_parse(job, "CustomJob" if a.format == "rest" else "CustomJobSpec")
     except ValueError as e:
         p.error(str(e))
     write_json(job, a.output)
