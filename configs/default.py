@@ -42,7 +42,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.label_smoothing = 0.0
     c.ema_decay = 0.0             # >0: evaluate and export an exponential moving average of the weights (e.g. 0.999).
     c.lookahead_every = 0         # >0: every this many steps, average the weights into a slow copy and continue
-    c.lookahead_decay = 0.95 ** 5  # from it (fmnist/lookahead.py), with this decay per sync.
+    #                               from it (fmnist/lookahead.py).
+    c.lookahead_decay = 0.95 ** 5  # Decay of that slow copy per sync (lookahead_every > 0).
     c.seed = 0
 
     # Runtime: resolved per machine; results.json stores the resolved values.
