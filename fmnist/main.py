@@ -9,6 +9,7 @@
 
 import re
 import sys
+from pathlib import Path
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -37,8 +38,19 @@ def print_help(full: bool) -> None:
         print("\nAll flags (absl's and TensorFlow's too): --helpfull")
 
 
+def configs_importable(argv: list[str]) -> None:
+    """Config files import their siblings as `configs.NAME`: a `--config=.../configs/FILE.py` makes the folder above
+    its `configs/` importable, so a config runs from any working directory (the wheel installs fmnist only)."""
+    for arg in argv[1:]:
+        if arg.startswith("--config="):
+            folder = Path(arg.split("=", 1)[1]).resolve().parent
+            if folder.name == "configs" and str(folder.parent) not in sys.path:
+                sys.path.insert(1, str(folder.parent))
+
+
 def parse_flags(argv: list[str]) -> list[str]:
     """absl parsing, with every flag or config-file error as one line and exit code 2 (no traceback)."""
+    configs_importable(argv)
     asked = [a.split("=")[0] for a in argv[1:] if a.split("=")[0] in HELP_FLAGS]
     if asked:
         print_help(full=any(a.endswith("helpfull") for a in asked))
