@@ -3,6 +3,8 @@
 Not meant to be run as is (it is `configs/seed_cnn.py` without the cosine schedule and with 10 epochs), but it can be:
   python -m fmnist.main --config=configs/default.py --workdir=runs/default
 Measured figures are in the docstrings of the configs built from it (seed_cnn.py, speedrun.py, smoke.py, best.py).
+Their commands run from the repository root in the activated venv (`source .venv/bin/activate`). To see any config
+as it would run, with these comments: python -m fmnist.main --config=configs/cpu.py --mode=show_config
 """
 
 import ml_collections
