@@ -73,10 +73,10 @@ def parse_flags(argv: list[str]) -> list[str]:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    console.configure()  # Only fmnist's lines unless --verbosity>=1: set before TensorFlow is imported.
     if _MODE.value == "show_config":
         show_config()
         return
+    console.configure()  # Only fmnist's lines unless --verbosity>=1: set before TensorFlow is imported.
     host.configure()  # oneDNN per host: read once, when TensorFlow is imported.
     from fmnist import train  # Imported here so that flag errors come before TensorFlow starts.
 
@@ -87,8 +87,7 @@ def main(argv: list[str]) -> None:
 
 
 def show_config() -> None:
-    """Prints the config after the overrides, once config_validation accepts it (which loads TensorFlow for the
-    model and strategy names; nothing is built or trained)."""
+    """Prints the config after the overrides, once config_validation accepts it; TensorFlow is never loaded."""
     from fmnist import config_help, config_validation
 
     config_validation.validate(_CONFIG.value)

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from fmnist.choices import STRATEGIES
 from fmnist.errors import ConfigError
-
-STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
 @dataclass

@@ -2,10 +2,12 @@
 
 import ast
 import re
+import subprocess
+import sys
 
 from conftest import ROOT, run_main
 
-from fmnist import config_help
+from fmnist import choices, config_help, models
 
 
 def _trailing_comments() -> dict[str, str]:
@@ -27,9 +29,14 @@ def test_help_names_show_config_and_exits_0():
 def test_show_config_prints_every_key_with_its_value_default_and_comment():
     from configs import cpu, default
 
-    proc = run_main("--config=configs/cpu.py", "--config.seed=3", "--config.batch_size=256", "--mode=show_config")
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "fmnist.main", "--config=configs/cpu.py",
+                           "--config.seed=3", "--config.batch_size=256", "--mode=show_config"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time")}
+    assert {"fmnist.config_validation", "fmnist.config_help", "configs.default"} <= imported
+    assert not {"tensorflow", "keras"} & imported  # Checked and printed without loading TensorFlow.
     lines = {m.group(1): m for m in re.finditer(r"^(\w+) = (.+?)(?:\s+# (.*))?$", proc.stdout, re.M)}
     config, defaults = cpu.get_config(), default.get_config()
     config.seed, config.batch_size = 3, 256
@@ -72,3 +79,7 @@ def test_key_docs_reads_headings_and_continued_comments():
     assert (docs["b"].heading, docs["b"].comment) == ("", [])
     assert (docs["d"].heading, docs["d"].comment) == ("Next section: two lines.", ["Ends on the value's last line."])
     assert (docs["e"].heading, docs["e"].comment) == ("Not a continuation: heading of e.", [])
+
+
+def test_every_model_name_the_config_check_allows_has_a_builder():
+    assert sorted(models.MODELS) == sorted(choices.MODELS)
