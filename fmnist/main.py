@@ -60,6 +60,7 @@ def parse_flags(argv: list[str]) -> list[str]:
         _CONFIG.value.to_dict()  # A config file that failed to load raises only when first used.
     except Exception as e:  # noqa: BLE001 - absl and ml_collections raise many types here.
         text = " ".join(str(e).replace("\\n", " ").split())
+        text = re.sub(r"^flags (\w+=[^,:]*(, )?)+: ", "", text)  # A multi-flag validator's own message suffices.
         unknown = re.search(r"'(\w+)\\?'\s*Did you mean \"(\w+)\"", text)
         if unknown or isinstance(e, AttributeError | KeyError):
             text = f"unknown config key {unknown.group(1)!r}; did you mean {unknown.group(2)!r}?" if unknown else \

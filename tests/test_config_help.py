@@ -58,6 +58,10 @@ def test_show_config_refuses_a_bad_key_in_one_line():
     proc = run_main("--config=configs/smoke.py", "--config.batch_sise=64", "--mode=show_config")
     assert proc.returncode == 2 and not proc.stdout
     assert proc.stderr.strip() == "fmnist: error: unknown config key 'batch_sise'; did you mean 'batch_size'?"
+    proc = run_main("--config=configs/smoke.py")  # Training needs a workdir; show_config does not.
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        "fmnist: error: --workdir=DIR is required (where the run's checkpoints and results go), except with "
+        "--mode=show_config")
 
 
 def test_key_docs_reads_headings_and_continued_comments():
