@@ -1,5 +1,7 @@
-"""docker/Dockerfile by construction (no Docker here): its base images are the TensorFlow setup.cfg pins, its steps
-are Makefile targets CI runs, and the images launch/README.md builds are the launchers' defaults."""
+"""docker/Dockerfile by construction (no Docker here), read by a strict line parser: its base images are the
+TensorFlow setup.cfg pins, its steps are Makefile targets CI runs (dependencies before the source), it copies paths
+that exist, installs runtime extras only, runs as a non-root user a command that succeeds, and the images
+launch/README.md builds are the launchers' defaults."""
 
 import configparser
 import json
