@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -48,31 +49,32 @@ def serve(logdir: Path, timeout: float = 120) -> Iterator[tuple[str, subprocess.
     port = free_port()
     command = [str(Path(sys.executable).with_name("tensorboard")), f"--logdir={logdir}", "--host=127.0.0.1",
                f"--port={port}", "--load_fast=false", "--reload_interval=0", "--reload_task=blocking"]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"tensorboard exited {proc.returncode}: {proc.stderr.read()[-2000:]}")
-            try:
-                get(f"{url}/data/runs", timeout=2)
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"tensorboard did not answer on {url} within {timeout:.0f} s") from None
-                time.sleep(0.2)
-        yield url, proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+    with tempfile.TemporaryFile(mode="w+") as log:  # Not a pipe: nobody reads it while the server runs.
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        proc.stderr.close()
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(f"tensorboard exited {proc.returncode}: {log.read()[-2000:]}")
+                try:
+                    get(f"{url}/data/runs", timeout=2)
+                    break
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"tensorboard did not answer on {url} within {timeout:.0f} s") from None
+                    time.sleep(0.2)
+            yield url, proc
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def get(url: str, body: dict | None = None, timeout: float = 30):
