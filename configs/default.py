@@ -14,7 +14,7 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
 
     # What to train.
-    c.model = "seed_cnn"          # A name from fmnist.models.MODELS.
+    c.model = "seed_cnn"          # seed_cnn | bn_cnn | fast_cnn | resnet | airbench (fmnist/models.py).
     c.model_width = 0             # Base width of models that have one (0 = the model's own default).
     c.model_depth = 0             # Blocks per stage for models that have one (0 = the model's own default).
     c.dropout = 0.0

@@ -68,19 +68,22 @@ def _default_module():
                           "fmnist only; configs/ stays in the repository)") from None
 
 
-def render(config) -> str:
-    """The config as lines `KEY = VALUE  # [default: D] comment`, grouped under configs/default.py's headings."""
+def render(config, source: str) -> str:
+    """The config as lines `KEY = VALUE  # [default: D] comment`, grouped under configs/default.py's headings,
+    after a title naming `source` (the config file and its overrides)."""
     module = _default_module()
     defaults = module.get_config()
     docs = key_docs(Path(module.__file__).read_text())
     values = config.to_dict()
     keys = [k for k in docs if k in values] + [k for k in values if k not in docs]
     width = max(len(f"{k} = {values[k]!r}") for k in keys)
-    out, heading = [], None
+    out = [f"# {source}: the config as it would run. [default: D] marks a value that differs from "
+           "configs/default.py; 'auto' resolves per machine at start (results.json records it).", ""]
+    heading = None
     for key in keys:
         doc = docs.get(key, KeyDoc("Not in configs/default.py."))
         if doc.heading and doc.heading != heading:
-            out += ["", f"# {doc.heading}"] if out else [f"# {doc.heading}"]
+            out += ["", f"# {doc.heading}"] if heading else [f"# {doc.heading}"]
             heading = doc.heading
         note = [] if key in defaults and defaults[key] == values[key] else \
             [f"[default: {defaults[key]!r}]" if key in defaults else "[not in configs/default.py]"]

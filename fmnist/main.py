@@ -7,6 +7,7 @@
       configs/default.py (no workdir needed, nothing trained)
 """
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -41,9 +42,10 @@ def print_help(full: bool) -> None:
 def configs_importable(argv: list[str]) -> None:
     """Config files import their siblings as `configs.NAME`: a `--config=.../configs/FILE.py` makes the folder above
     its `configs/` importable, so a config runs from any working directory (the wheel installs fmnist only)."""
-    for arg in argv[1:]:
-        if arg.startswith("--config="):
-            folder = Path(arg.split("=", 1)[1]).resolve().parent
+    for arg, following in zip(argv[1:], [*argv[2:], ""], strict=True):
+        path = arg.split("=", 1)[1] if arg.startswith("--config=") else following if arg == "--config" else ""
+        if path:
+            folder = Path(path).resolve().parent
             if folder.name == "configs" and str(folder.parent) not in sys.path:
                 sys.path.insert(1, str(folder.parent))
 
@@ -93,10 +95,11 @@ def show_config() -> None:
 
     config_validation.validate(_CONFIG.value)
     overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
-    print(f"# {flags.FLAGS['config'].serialize().split('=', 1)[1]}{' ' if overrides else ''}{' '.join(overrides)}: "
-          "the config as it would run. [default: D] marks a value that differs from configs/default.py; 'auto' "
-          "resolves per machine at start (results.json records it).")
-    print(config_help.render(_CONFIG.value))
+    source = " ".join([flags.FLAGS["config"].serialize().split("=", 1)[1], *overrides])
+    try:
+        print(config_help.render(_CONFIG.value, source), flush=True)
+    except BrokenPipeError:  # `| head`: the reader has seen enough.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -85,5 +85,7 @@ def test_key_docs_reads_headings_and_continued_comments():
     assert (docs["e"].heading, docs["e"].comment) == ("Not a continuation: heading of e.", [])
 
 
-def test_every_model_name_the_config_check_allows_has_a_builder():
+def test_every_model_name_the_config_check_allows_has_a_builder_and_is_documented():
     assert sorted(models.MODELS) == sorted(choices.MODELS)
+    comment = config_help.key_docs((ROOT / "configs" / "default.py").read_text())["model"].comment[0]
+    assert sorted(re.findall(r"\w+(?= \||\s*\()", comment)) == sorted(choices.MODELS), comment

@@ -38,3 +38,6 @@ def test_a_config_file_imports_its_siblings_from_any_working_directory(tmp_path,
     assert sys.path[1] == str(tmp_path / "project")
     main.configs_importable(["fmnist.main", f"--config={tmp_path}/mine.py"])  # Not in a configs/ folder: as is.
     assert str(tmp_path) not in sys.path
+    (tmp_path / "other" / "configs").mkdir(parents=True)
+    main.configs_importable(["fmnist.main", "--config", f"{tmp_path}/other/configs/mine.py"])  # absl's other form.
+    assert sys.path[1] == str(tmp_path / "other")
