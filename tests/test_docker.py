@@ -157,9 +157,10 @@ def test_the_container_runs_as_a_non_root_user_and_its_command_succeeds():
     users = [args for word, args in STEPS if word == "USER"]
     assert users and STEPS[-1][0] != "RUN" and [w for w, _ in STEPS].index("USER") > max(
         i for i, (w, _) in enumerate(STEPS) if w == "RUN")  # Nothing runs as root after the USER line.
-    uid = users[-1].split(":")[0]
-    assert uid.isdigit() and int(uid) != 0  # Numeric, so that Kubernetes' runAsNonRoot can check it.
-    assert any(word == "RUN" and f"--uid {uid}" in args for word, args in STEPS)  # The user exists.
+    uid, gid = users[-1].split(":")
+    assert uid.isdigit() and int(uid) != 0 and gid.isdigit()  # Numeric, so that Kubernetes' runAsNonRoot can check it.
+    assert any(word == "RUN" and f"useradd --create-home --uid {uid} --gid {gid}" in args and f"groupadd --gid {gid}"
+               in args for word, args in STEPS)  # The user and its group exist.
     [cmd] = [json.loads(args) for word, args in STEPS if word == "CMD"]
     assert cmd[0] == "python"
     proc = subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, capture_output=True, text=True, timeout=120)
