@@ -3,7 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 # e.g. --system-site-packages: a venv that uses an installed TensorFlow (docker/Dockerfile does).
 VENV_FLAGS ?=
+# setup.cfg's extras that `make setup` installs with fmnist; docker/Dockerfile passes the runtime ones only.
+EXTRAS ?= dev,export,search
 BIN := $(VENV)/bin
+# Non-empty when $(VENV) exists without a working python or pip (e.g. made by `python3 -m venv` on Debian/Ubuntu
+# without python3-venv, or its python removed by an upgrade): `make setup` then re-creates it (target venv-check).
+VENV_BROKEN := $(if $(wildcard $(VENV)),$(shell $(BIN)/python -c 'import pip' >/dev/null 2>&1 || echo broken))
 WORKDIR ?= runs/cpu
 CONFIG ?= configs/cpu.py
 ARGS ?=
@@ -11,9 +16,12 @@ ARGS ?=
 TEST_WORKERS ?= 2
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup data train test lint bench clean
+.PHONY: setup install venv-check data train test lint bench clean
 
 setup: $(VENV)/.installed data
+
+# The venv with fmnist and its dependencies, without the data (docker/Dockerfile's dependency layer).
+install: $(VENV)/.installed
 
 # The benchmarks' extra (PyTorch, the contenders' side): `make test` and `make bench` run its code; `make setup` (and
 # the container image it builds) leaves it out.
@@ -26,10 +34,17 @@ $(VENV)/.launch-installed: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[launch]'
 	touch $@
 
-$(VENV)/.installed: setup.cfg pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+venv-check:
+	@if [ -e $(VENV) ] && ! $(BIN)/python -c 'import pip' >/dev/null 2>&1; then \
+	  echo "$(VENV) has no working python or pip (on Debian/Ubuntu: sudo apt-get install python3-venv): re-creating it"; \
+	  rm -rf $(VENV); \
+	fi
+
+$(VENV)/.installed: setup.cfg pyproject.toml $(if $(VENV_BROKEN),venv-check)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV) || \
+	  { rm -rf $(VENV); echo "$(PYTHON) -m venv failed: on Debian/Ubuntu: sudo apt-get install python3-venv"; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,export,search]'
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
 # Installs Debian's dataset-fashion-mnist when no local IDX files are found and apt can run, then prepares TFDS.

@@ -3,6 +3,8 @@
 Not meant to be run as is (it is `configs/seed_cnn.py` without the cosine schedule and with 10 epochs), but it can be:
   python -m fmnist.main --config=configs/default.py --workdir=runs/default
 Measured figures are in the docstrings of the configs built from it (seed_cnn.py, speedrun.py, smoke.py, best.py).
+Their commands run from the repository root in the activated venv (`source .venv/bin/activate`). To see any config
+as it would run, with these comments: python -m fmnist.main --config=configs/cpu.py --mode=show_config
 """
 
 import ml_collections
@@ -12,7 +14,7 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
 
     # What to train.
-    c.model = "seed_cnn"          # A name from fmnist.models.MODELS.
+    c.model = "seed_cnn"          # seed_cnn | bn_cnn | fast_cnn | resnet | airbench (fmnist/models.py).
     c.model_width = 0             # Base width of models that have one (0 = the model's own default).
     c.model_depth = 0             # Blocks per stage for models that have one (0 = the model's own default).
     c.dropout = 0.0
@@ -42,7 +44,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.label_smoothing = 0.0
     c.ema_decay = 0.0             # >0: evaluate and export an exponential moving average of the weights (e.g. 0.999).
     c.lookahead_every = 0         # >0: every this many steps, average the weights into a slow copy and continue
-    c.lookahead_decay = 0.95 ** 5  # from it (fmnist/lookahead.py), with this decay per sync.
+    #                               from it (fmnist/lookahead.py).
+    c.lookahead_decay = 0.95 ** 5  # Decay of that slow copy per sync (lookahead_every > 0).
     c.seed = 0
 
     # Runtime: resolved per machine; results.json stores the resolved values.

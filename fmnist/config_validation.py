@@ -1,13 +1,13 @@
-"""Checks a config before anything runs: each problem is one ConfigError line naming the key and the fix."""
+"""Checks a config before anything runs: each problem is one ConfigError line naming the key and the fix. Imports
+no TensorFlow (the allowed values are fmnist.choices')."""
 
 from __future__ import annotations
 
 import re
 
-from fmnist import faults, models
+from fmnist import choices
 from fmnist.errors import ConfigError
 from fmnist.precision import JIT_VALUES, PRECISIONS, normalize_jit
-from fmnist.strategy import STRATEGIES
 
 TRAIN_EXAMPLES = 60000
 OPTIMIZERS = ("adam", "adamw", "sgd", "muon")
@@ -29,9 +29,9 @@ def _at_least(config, key: str, low, note: str = "") -> None:
 
 def validate(config) -> None:
     """Raises ConfigError for the first bad key or value, or a contradictory combination."""
-    _choice(config, "model", sorted(models.MODELS))
+    _choice(config, "model", choices.MODELS)
     _choice(config, "precision", PRECISIONS)
-    _choice(config, "strategy", STRATEGIES)
+    _choice(config, "strategy", choices.STRATEGIES)
     _choice(config, "optimizer", OPTIMIZERS)
     _choice(config, "lr_schedule", LR_SCHEDULES)
     for key in ("jit_compile", "sync_batchnorm"):
@@ -93,7 +93,7 @@ def _validate_recipe(config) -> None:
     _choice(config, "activation", ACTIVATIONS)
     _at_least(config, "lookahead_every", 0)
     if config.model != "airbench":
-        for key, default in models.AIRBENCH_OPTIONS.items():
+        for key, default in choices.AIRBENCH_OPTIONS.items():
             if config[key] != default:
                 raise ConfigError(f"config.{key} applies to model=airbench only; drop it or use "
                                   "--config.model=airbench")
@@ -116,7 +116,7 @@ def _validate_recipe(config) -> None:
 
 def _validate_fault(config) -> None:
     """The fault-injection testing aid's state (a model without BatchNorm is refused when the model is built)."""
-    _choice(config, "fault_nan_in", faults.STATES)
+    _choice(config, "fault_nan_in", choices.FAULT_STATES)
     for state, key in (("ema", "ema_decay"), ("lookahead", "lookahead_every")):
         if config.fault_nan_in == state and not config[key]:
             raise ConfigError(f"config.fault_nan_in={state} needs config.{key} > 0 (a run with {state} averages)")

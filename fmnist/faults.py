@@ -17,8 +17,6 @@ from fmnist.ema import WeightAverage, tf_variable
 from fmnist.errors import ConfigError
 from fmnist.lookahead import Lookahead
 
-STATES = ("loss", "optimizer", "batchnorm", "ema", "lookahead")
-
 
 @dataclass
 class Faults:

@@ -13,17 +13,19 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
+from fmnist import choices
+from fmnist.choices import AIRBENCH_OPTIONS, BN_MOMENTUM
 from fmnist.dataset import IMAGE_SHAPE, NUM_CLASSES
 from fmnist.layers import BatchNormalization, Dropout
 
 Builder = Callable[..., keras.Model]
-# PyTorch's 0.1 update rate: Keras's 0.99 leaves the running statistics far off for the first ~1000 steps, which
-# made short runs evaluate near chance (measured: bn_cnn 15% test accuracy after 100 steps).
-BN_MOMENTUM = 0.9
 MODELS: dict[str, Builder] = {}
 
 
 def register(name: str) -> Callable[[Builder], Builder]:
+    if name not in choices.MODELS:  # Configs are checked against that list before TensorFlow loads.
+        raise ValueError(f"model {name!r} is not in fmnist.choices.MODELS; add it there")
+
     def wrap(fn: Builder) -> Builder:
         MODELS[name] = fn
         return fn
@@ -37,10 +39,6 @@ def build(name: str, *, dtype: str = "float32", width: int = 0, depth: int = 0, 
     `options`: the keyword options of models that have their own (`model_options`). A run's model: `from_config`."""
     return MODELS[name](dtype=keras.DTypePolicy(dtype), width=width, depth=depth, dropout=dropout, **(options or {}))
 
-
-# Config keys only the airbench family reads, with their defaults (configs/default.py documents them).
-AIRBENCH_OPTIONS = {"whitening_patch": 4, "activation": "gelu", "logit_scale": 1.0, "batchnorm_scale": True,
-                    "batchnorm_momentum": BN_MOMENTUM}
 
 
 def model_options(config) -> dict:

@@ -12,9 +12,8 @@ import tensorflow as tf
 from absl import logging
 
 from fmnist import jobset_env
+from fmnist.choices import STRATEGIES
 from fmnist.errors import ConfigError
-
-STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
 @dataclass
