@@ -9,6 +9,8 @@ import json
 import shlex
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import optuna
@@ -18,17 +20,14 @@ from optuna.trial import TrialState
 from pytest_postgresql import factories
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from launch import sweep_shared, sweep_study
+from launch import search_space, sweep_shared, sweep_study
 from launch.search_space import SweepError
+from launch.trial_runner import TrialRunner
 
 # pg_ctl through tests/pg_ctl.sh (finds Debian's PostgreSQL; as root, runs the server as the `postgres` user), on a
 # free loopback port. If the server cannot start, the test that needs it errors with pg_ctl's reason: never a skip.
 postgres = factories.postgresql_proc(executable=str(ROOT / "tests" / "pg_ctl.sh"), port=None,
                                      postgres_options="-c fsync=off")
-# 4 trials of 2 tiny configs (configs/sweeps/tiny.py's): a sampler seeded alike in both processes draws the same
-# configs in both, so each config is asked for more than once, by both processes.
-SWEEP = {"method": "random", "num_trials": 4, "parameters": {"model_width": [8, 16]},
-         "fixed": {"model": "seed_cnn", "num_train_steps": 30, "steps_per_loop": 10, "validation_size": 2000}}
 
 
 def test_a_missing_database_driver_is_named_with_a_url_that_works():
@@ -38,6 +37,36 @@ def test_a_missing_database_driver_is_named_with_a_url_that_works():
     assert "'psycopg2'" in message and "pip install psycopg2-binary" in message
     assert "--storage=postgresql+psycopg://USER:PASSWORD@HOST:5432/DB" in message  # psycopg 3: the search extra.
     assert "s3cret" not in message and "\n" not in message
+
+
+def test_a_trial_waits_for_an_earlier_trial_of_its_config_and_takes_its_outcome(tmp_path):
+    """Trial 0 runs model_width=8 on another machine (its workdir there); trial 1, the same config here, waits for
+    it instead of training, then ends with its value, its evaluations and where its files are."""
+    space = search_space.load(str(ROOT / "configs/sweeps/tiny.py"), "configs/smoke.py")
+    study = sweep_study.open_study(space, sweep_study.default_storage(tmp_path), "tiny", "random", "none")
+    there = study.ask()
+    params = space.suggest(there) | {"model_width": 8}
+    for key, value in {sweep_shared.CONFIG_HASH: space.config_hash({"model_width": 8}), sweep_shared.HOST: "a",
+                       sweep_shared.WORKDIR: "/elsewhere/sweep", sweep_shared.TRIAL_DIR: "trials/abc"}.items():
+        there.set_user_attr(key, value)
+    there.report(0.5, 1)
+    study.enqueue_trial(params)
+    here = tmp_path / "here"
+    thread = threading.Thread(target=study.optimize, args=(TrialRunner("configs/smoke.py", here, space,
+                                                                        log=lambda m: None),), kwargs={"n_trials": 1})
+    thread.start()
+    while thread.is_alive() and sweep_shared.CONFIG_HASH not in study.trials[-1].user_attrs:
+        time.sleep(0.05)
+    time.sleep(2 * sweep_shared.POLL_S)  # It reads the study at least twice meanwhile.
+    assert study.trials[1].state == TrialState.RUNNING and not here.exists()  # Waiting, not training.
+    study.tell(there, 0.75)
+    thread.join(timeout=60)
+    taken = study.trials[1]
+    assert taken.state == TrialState.COMPLETE and taken.value == 0.75 and taken.intermediate_values == {1: 0.5}
+    assert taken.user_attrs[sweep_shared.REUSED_FROM] == 0 and taken.user_attrs["epochs_trained"] == 0
+    assert (taken.user_attrs[sweep_shared.WORKDIR], taken.user_attrs[sweep_shared.HOST]) == ("/elsewhere/sweep", "a")
+    assert not here.exists()
+
 
 
 def _postmaster_pid(datadir: str) -> int:
@@ -59,25 +88,23 @@ def _hparams(logdir: Path) -> tuple[set, dict]:
 
 
 def test_two_machines_share_a_study_on_postgresql_and_the_one_with_the_winner_tests_it(postgres, tmp_path):
-    """As on two machines: a sweep process per workdir, both started at once, one study on PostgreSQL. Every trial
-    ends COMPLETE, the budget is kept, each config is trained once (a trial of a config already trained or training
-    takes that trial's outcome); the process whose workdir holds the winner evaluates it on the test split, the other
-    says in one line where it is and what to run there (that command reports the test accuracy without training);
-    the server stops at the end."""
+    """As on two machines: a sweep process per workdir, both started at once, one study on PostgreSQL (tiny.py: two
+    grid points). Every trial ends COMPLETE, the budget is kept, each config is trained once, both processes train;
+    the process whose workdir holds the winner evaluates it on the test split, the other says in one line where it
+    is and what to run there (that command then reports the test accuracy without training); the server stops."""
     url = f"postgresql+psycopg://{postgres.user}@{postgres.host}:{postgres.port}/postgres"
-    sweep_file = tmp_path / "shared.py"
-    sweep_file.write_text(f"def get_sweep():\n    return {SWEEP!r}\n")
     workdirs = [tmp_path / "machine_a", tmp_path / "machine_b"]
     procs = [subprocess.Popen([sys.executable, "-m", "launch.sweep", "--config=configs/smoke.py",
-                               f"--sweep={sweep_file}", f"--workdir={w}", f"--storage={url}"],
+                               "--sweep=configs/sweeps/tiny.py", f"--workdir={w}", f"--storage={url}"],
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for w in workdirs]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
     assert not any("Traceback" in o for o in outputs), "\n".join(outputs)
 
-    trials = optuna.load_study(study_name="shared", storage=url).trials
+    trials = optuna.load_study(study_name="tiny", storage=url).trials
     ran = [t for t in trials if not t.user_attrs.get(sweep_study.SURPLUS)]  # Surplus: started past the budget.
-    assert len(ran) == 4 and {t.state for t in ran} == {TrialState.COMPLETE}, [(t.state, t.user_attrs) for t in trials]
+    assert {t.state for t in ran} == {TrialState.COMPLETE}, [(t.state, t.user_attrs) for t in trials]
+    assert len({json.dumps(t.params) for t in ran}) == 2  # The grid: no more (the budget), no less.
     assert all(t.state == TrialState.FAIL and sweep_shared.CONFIG_HASH not in t.user_attrs
                for t in trials if t not in ran)  # Never run.
     configs = {t.user_attrs[sweep_shared.CONFIG_HASH] for t in ran}
@@ -86,9 +113,7 @@ def test_two_machines_share_a_study_on_postgresql_and_the_one_with_the_winner_te
     for d in trained:  # ... once: one fmnist training command in its log.
         commands = [line for line in (d / "log.txt").read_text().splitlines() if " -m fmnist.main " in line]
         assert len([c for c in commands if "--mode=eval" not in c]) == 1, commands
-    assert sum(o.count(": started") for o in outputs) == len(configs)
-    reused = [t for t in ran if sweep_shared.REUSED_FROM in t.user_attrs]
-    assert len(reused) == 4 - len(configs) and all(t.user_attrs["epochs_trained"] == 0 for t in reused)
+    assert [o.count(": started") for o in outputs] == [1, 1] and len(configs) == 2  # Each trained one.
     for t in ran:  # Where each trial's files are: in the study.
         assert Path(t.user_attrs[sweep_shared.WORKDIR]) / t.user_attrs[sweep_shared.TRIAL_DIR] in trained
 
