@@ -16,9 +16,13 @@ The study lives in --storage (default `sqlite:///DIR/optuna.db`), named after th
 SIGTERM run again and resume from their checkpoints. Trials run in sessions of their own: a terminal's Ctrl-C and a
 `kill -INT PID` of the sweep alike reach the sweep alone, which sends each running trial one SIGTERM (it saves a
 checkpoint at its next loop boundary) and SIGKILL --stop_timeout seconds later if it still runs. --trials is never
-exceeded, with --parallel, on resume, or with other processes on the study. Several processes
-(`--storage=postgresql://...` on several machines, with DIR on a shared file system, or the SQLite default on one
-machine) given the same study share its trials; the last one to finish evaluates the winner on the test split.
+exceeded, with --parallel, on resume, or with other processes on the study. Several processes given the same
+--storage and study share its trials: on one machine the SQLite default, across machines
+`--storage=postgresql+psycopg://USER:PASSWORD@HOST/DB` (each machine with its own DIR, or one shared DIR). They
+coordinate through the study alone (launch/sweep_shared.py): a config is trained once, and each trial records its
+host and DIR. Once out of trials, each process waits for the study's running trials to end; a process whose DIR holds
+the winner evaluates it on the test split, any other prints one line naming the host and DIR that hold it and the
+command to run there, and exits 0.
 
 Outputs, rewritten after every trial: DIR/sweep.csv and DIR/sweep.md (trials ranked by validation accuracy, the
 trial-epochs each trained), DIR/tensorboard (HParams: `tensorboard --logdir DIR/tensorboard`), DIR/plots/*.png

@@ -1,10 +1,11 @@
 """The Optuna study behind a sweep: storage, sampler, pruner, trial budget and resuming.
 
-Storage is an Optuna RDB URL (default `sqlite:///WORKDIR/optuna.db`); several `launch.sweep` processes given the same
-URL and study name work on one study. Trials carry a heartbeat: a trial whose process died without a word (SIGKILL,
-a lost machine) is failed after GRACE_PERIOD_S and retried with the same parameters; a trial stopped by SIGINT or
-SIGTERM is marked `interrupted` and re-enqueued at once (`requeue_interrupted`). A retried trial has the same config,
-so it runs in the same trial directory and resumes from its checkpoints.
+Storage is an Optuna RDB URL (default `sqlite:///WORKDIR/optuna.db`, for one machine; PostgreSQL,
+`postgresql+psycopg://...`, across machines); several `launch.sweep` processes given the same URL and study name work
+on one study, coordinated by it alone (launch/sweep_shared.py). Trials carry a heartbeat: a trial whose process died
+without a word (SIGKILL, a lost machine) is failed after GRACE_PERIOD_S and retried with the same parameters; a trial
+stopped by SIGINT or SIGTERM is marked `interrupted` and re-enqueued at once (`requeue_interrupted`). A retried trial
+has the same config, so it runs in the same trial directory and resumes from its checkpoints.
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ def check_driver(url: str) -> None:
 
 def make_storage(url: str) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats; SQLite waits for the lock instead of failing when processes share it.
-    Processes that open a new database at the same moment race to create its tables: a lock file serialises that
-    for SQLite files, and a lost race elsewhere is retried (the tables are there by then)."""
+    Processes that open a new database at the same moment race to create its tables: for a SQLite file, a lock file
+    beside it (fcntl: this machine's processes; SQLite itself is for one machine) serialises that, and a lost race
+    elsewhere (PostgreSQL) is retried (the tables are there by then)."""
     check_driver(url)
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") and url != "sqlite:///:memory:" else ""
