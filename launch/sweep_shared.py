@@ -12,8 +12,9 @@ the storage hands out in order, atomically:
 - Who tests the winner: every process, once out of trials, waits for the study's running trials to end
   (`wait_for_running`), so all of them know the winner; a process whose workdir holds the winner's results (its own
   trial, or a shared workdir) evaluates it, any other says in one line where they are and what to run there
-  (`elsewhere`). Several processes on one shared workdir may each evaluate it: the same checkpoint gives the same
-  figures, and fmnist writes eval_results.json atomically.
+  (`elsewhere`). Several machines on one shared workdir may each evaluate it (one machine's processes take turns:
+  trial_runner.evaluate_test): the same checkpoint gives the same figures, and fmnist writes eval_results.json
+  atomically.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ process group, then SIGKILL to the group if it still runs `stop_timeout_s` later
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -264,9 +265,16 @@ class TrialRunner:
         return float(results["validation_accuracy"])
 
     def evaluate_test(self, params: dict) -> float:
-        """The test accuracy of a trial's final checkpoint (`fmnist.main --mode=eval`), evaluated once: an
-        eval_results.json of the final step is reused. The caller checks that the trial's results are here."""
+        """The test accuracy of a trial's final checkpoint (`fmnist.main --mode=eval`); an eval_results.json of the
+        final step is reused. The caller checks that the trial's directory is here. This machine's processes take
+        turns (a lock file: fcntl, reliable on local disks only), so the second reuses the first's evaluation; on a
+        shared file system two machines may both evaluate it, which costs time, not correctness."""
         d = self.trial_dir(params)
+        with open(d / ".test.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._evaluate_test(d, params)
+
+    def _evaluate_test(self, d: Path, params: dict) -> float:
         results, evaluated = read_json(d / "results.json") or {}, read_json(d / "eval_results.json") or {}
         if evaluated.get("test", {}).get("step") != results.get("steps"):
             cmd = trial_command(self.config_arg, d, self.spec(params)["overrides"], mode="eval")
