@@ -16,9 +16,13 @@ The study lives in --storage (default `sqlite:///DIR/optuna.db`), named after th
 SIGTERM run again and resume from their checkpoints. Trials run in sessions of their own: a terminal's Ctrl-C and a
 `kill -INT PID` of the sweep alike reach the sweep alone, which sends each running trial one SIGTERM (it saves a
 checkpoint at its next loop boundary) and SIGKILL --stop_timeout seconds later if it still runs. --trials is never
-exceeded, with --parallel, on resume, or with other processes on the study. Several processes
-(`--storage=postgresql://...` on several machines, with DIR on a shared file system, or the SQLite default on one
-machine) given the same study share its trials; the last one to finish evaluates the winner on the test split.
+exceeded, with --parallel, on resume, or with other processes on the study. Several processes given the same
+--storage and study share its trials: on one machine the SQLite default, across machines
+`--storage=postgresql+psycopg://USER:PASSWORD@HOST/DB` (each machine with its own DIR, or one shared DIR). They
+coordinate through the study alone (launch/sweep_shared.py): a config is trained once, and each trial records its
+host and DIR. Once out of trials, each process waits for the study's running trials to end; a process whose DIR holds
+the winner evaluates it on the test split, any other prints one line naming the host and DIR that hold it and the
+command to run there, and exits 0.
 
 Outputs, rewritten after every trial: DIR/sweep.csv and DIR/sweep.md (trials ranked by validation accuracy, the
 trial-epochs each trained), DIR/tensorboard (HParams: `tensorboard --logdir DIR/tensorboard`), DIR/plots/*.png
@@ -127,7 +131,7 @@ def stop_on_signals(runner) -> Iterator[dict]:
 
 
 def _optimize(args, space, method: str, pruner: str, budget: int, workdir: Path) -> int:
-    from launch import sweep_report, sweep_study
+    from launch import sweep_report, sweep_shared, sweep_study
     from launch.trial_runner import TrialFailed, TrialInterrupted, TrialRunner, TrialSurplus
 
     storage = args.storage or sweep_study.default_storage(workdir)
@@ -148,8 +152,8 @@ def _optimize(args, space, method: str, pruner: str, budget: int, workdir: Path)
         sweep_report.write_all(workdir, study, space, header, None, runner.log, plots=False)
 
     todo = sweep_study.remaining(study, budget, distinct)
-    log(f"study {study_name!r} in {storage}: sampler {method}, pruner {pruner}, {budget} trials, {todo} to start, "
-        f"{args.parallel} at a time here; trial logs in {workdir / 'trials'}/*/log.txt")
+    log(f"study {study_name!r} in {sweep_study.safe_url(storage)}: sampler {method}, pruner {pruner}, {budget} "
+        f"trials, {todo} to start, {args.parallel} at a time here; trial logs in {workdir / 'trials'}/*/log.txt")
     with stop_on_signals(runner) as caught:
         if todo:  # n_trials: at most `todo` here; within_budget: at most `budget` with every process's trials.
             study.optimize(runner, n_trials=todo, n_jobs=args.parallel,
@@ -157,7 +161,9 @@ def _optimize(args, space, method: str, pruner: str, budget: int, workdir: Path)
                            callbacks=[sweep_study.StopAtBudget(budget, distinct, lambda: runner.stopping),
                                       after_trial])
         if "signal" not in caught:
-            code = _finish(study, space, runner, workdir, header)
+            sweep_shared.wait_for_running(study, log, lambda: runner.stopping)
+        if "signal" not in caught:
+            code = _finish(study, space, runner, workdir, header, rerun_flags(args))
             if "signal" not in caught:  # Else it came during the test evaluation, which stopped.
                 return code
         requeued = sweep_study.requeue_interrupted(study)
@@ -167,23 +173,39 @@ def _optimize(args, space, method: str, pruner: str, budget: int, workdir: Path)
         return 128 + caught["signal"]
 
 
-def _finish(study, space, runner, workdir: Path, header: dict) -> int:
-    """The winner's test accuracy (once, by the last process to finish), the reports, the exit code."""
+def rerun_flags(args: argparse.Namespace) -> list[str]:
+    """This sweep's flags but --workdir, as another machine would run it (the storage URL without its password)."""
+    from launch.sweep_study import safe_url
+
+    flags = [f"--config={args.config}", f"--sweep={args.sweep}"]
+    for name in ("sampler", "pruner", "trials", "storage", "study"):
+        value = getattr(args, name)
+        if value:
+            flags.append(f"--{name}={safe_url(value) if name == 'storage' else value}")
+    return flags
+
+
+def _finish(study, space, runner, workdir: Path, header: dict, flags: list[str]) -> int:
+    """The winner's test accuracy (by a process whose workdir holds its results), the reports, the exit code."""
     from optuna.trial import TrialState
 
-    from launch import sweep_report
+    from launch import sweep_report, sweep_shared
     from launch.sweep_study import SURPLUS
     from launch.trial_runner import TrialInterrupted
 
     trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS)]
     best = sweep_report.winner(trials)
-    still_running = any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
-    test_accuracy = None
-    if best is not None and not still_running and "trial_dir" in best.user_attrs:  # Not a trial added by hand.
-        try:
-            test_accuracy = runner.evaluate_test(best.params)
-        except TrialInterrupted:
-            return 1  # Stopped by a signal: the caller says so; the next run evaluates.
+    still_running = any(t.state == TrialState.RUNNING for t in trials)  # Only when stopped while waiting.
+    test_accuracy, not_here = None, None
+    if best is not None and not still_running and sweep_shared.TRIAL_DIR in best.user_attrs:  # Not added by hand.
+        if sweep_shared.reachable(workdir, best):
+            try:
+                test_accuracy = runner.evaluate_test(best.params)
+            except TrialInterrupted:
+                return 1  # Stopped by a signal: the caller says so; the next run evaluates.
+        else:
+            not_here = sweep_shared.elsewhere(best, flags)
+            log(not_here)
     sweep_report.write_all(workdir, study, space, header, test_accuracy, log)
     states = [t.state for t in trials]
     epochs = sum(t.user_attrs.get("epochs_trained", 0) for t in trials)
@@ -192,8 +214,9 @@ def _finish(study, space, runner, workdir: Path, header: dict) -> int:
     if best is not None:
         params = ",".join(f"{k}={format_value(v)}" for k, v in best.params.items())
         test = (f"test {100 * test_accuracy:.2f}% (test evaluated for the winner only)" if test_accuracy is not None
-                else "test not evaluated (trials still running: the last process to finish does it)"
-                if still_running else "test not evaluated (no trial directory)")
+                else "test not evaluated here (its checkpoints are elsewhere: see above)" if not_here
+                else "test not evaluated (trials still running)" if still_running
+                else "test not evaluated (no trial directory)")
         log(f"winner trial {best.number} ({params}, {best.user_attrs.get('trial_dir')}): validation "
             f"{100 * best.value:.2f}%, {test}")
     log(f"reports: {workdir / 'sweep.md'}, {workdir / 'sweep.csv'}, {workdir / 'plots'}; "

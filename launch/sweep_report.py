@@ -1,6 +1,10 @@
 """What a sweep writes for people: sweep.csv, sweep.md, TensorBoard HParams data and Optuna's plots (PNG).
 
-All of it is derived from the study and rewritten whole, so any process working on the study can refresh it.
+All of it is derived from the study and rewritten whole, so any process working on the study can refresh it. Each
+file and the TensorBoard folder are written under a temporary name unique to the host and process, then renamed: a
+reader never sees half a report, and of two machines refreshing a shared workdir at once the later rename wins (or,
+for the folder, the first: both are derived from the same study). A lock file (`.reports.lock`, fcntl) only keeps
+this machine's processes from redoing each other's work; it is not relied on across machines.
 """
 
 from __future__ import annotations
@@ -67,8 +71,13 @@ def _pct(x) -> str:
     return "" if x is None else f"{100 * x:.2f}%"
 
 
+def _tmp(path: Path) -> Path:
+    """A temporary name beside `path`, unique to this host and process (pids repeat across machines)."""
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}")
+
+
 def write_csv(path: Path, table: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp = _tmp(path)
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
@@ -130,7 +139,7 @@ def write_hparams(logdir: Path, trials: Sequence[FrozenTrial], space: SearchSpac
             for event in events:
                 writer.write(event.SerializeToString())
 
-    tmp = logdir.with_name(f".{logdir.name}.{os.getpid()}")
+    tmp = _tmp(logdir)
     shutil.rmtree(tmp, ignore_errors=True)
     metrics = {"validation_accuracy": "validation accuracy", "epochs_trained": "epochs trained",
                "train_time_s": "train time (s)", "params": "params"}
@@ -143,7 +152,10 @@ def write_hparams(logdir: Path, trials: Sequence[FrozenTrial], space: SearchSpac
                                                  for k, v in values.items() if v is not None])
             write(tmp / f"trial-{t.number:03d}", hp.hparams_pb(t.params, trial_id=f"trial-{t.number:03d}"), summary)
     shutil.rmtree(logdir, ignore_errors=True)  # Derived data: replaced whole, so re-runs add no duplicates.
-    os.replace(tmp, logdir)
+    try:
+        os.replace(tmp, logdir)
+    except OSError:  # Another machine's process put its (equally fresh) copy there meanwhile: keep that one.
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_plots(study: optuna.Study, plots_dir: Path, log: Callable[[str], None]) -> list[Path]:
@@ -165,8 +177,10 @@ def write_plots(study: optuna.Study, plots_dir: Path, log: Callable[[str], None]
             figure = (ax.flat[0] if hasattr(ax, "flat") else ax).get_figure()
             figure.set_size_inches(9, 5.5)
             figure.tight_layout()
-            figure.savefig(plots_dir / f"{name}.png", dpi=100)
+            tmp = _tmp(plots_dir / f"{name}.png")
+            figure.savefig(tmp, dpi=100, format="png")
             plt.close(figure)
+            os.replace(tmp, plots_dir / f"{name}.png")
             written.append(plots_dir / f"{name}.png")
         except Exception as e:  # noqa: BLE001 - Optuna raises several types for "not enough trials".
             log(f"plot {name} skipped: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
@@ -175,8 +189,8 @@ def write_plots(study: optuna.Study, plots_dir: Path, log: Callable[[str], None]
 
 def write_all(workdir: Path, study: optuna.Study, space: SearchSpace, header: dict, test_accuracy: float | None,
               log: Callable[[str], None], plots: bool = True) -> None:
-    """Every report, under a lock in the workdir: sweep processes sharing it would otherwise swap the same folders
-    at the same moment."""
+    """Every report. The lock file serialises this machine's processes (fcntl locks are unreliable on NFS and
+    absent on Cloud Storage FUSE); across machines, the atomic renames keep the reports whole."""
     with open(workdir / ".reports.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _write_all(workdir, study, space, header, test_accuracy, log, plots)
@@ -189,7 +203,7 @@ def _write_all(workdir: Path, study: optuna.Study, space: SearchSpace, header: d
     if not table:
         return
     write_csv(workdir / "sweep.csv", table)
-    tmp = workdir / f".sweep.md.{os.getpid()}"
+    tmp = _tmp(workdir / "sweep.md")
     tmp.write_text(markdown(table, space, header))
     os.replace(tmp, workdir / "sweep.md")
     write_hparams(workdir / "tensorboard", trials, space)

@@ -1,10 +1,11 @@
 """The Optuna study behind a sweep: storage, sampler, pruner, trial budget and resuming.
 
-Storage is an Optuna RDB URL (default `sqlite:///WORKDIR/optuna.db`); several `launch.sweep` processes given the same
-URL and study name work on one study. Trials carry a heartbeat: a trial whose process died without a word (SIGKILL,
-a lost machine) is failed after GRACE_PERIOD_S and retried with the same parameters; a trial stopped by SIGINT or
-SIGTERM is marked `interrupted` and re-enqueued at once (`requeue_interrupted`). A retried trial has the same config,
-so it runs in the same trial directory and resumes from its checkpoints.
+Storage is an Optuna RDB URL (default `sqlite:///WORKDIR/optuna.db`, for one machine; PostgreSQL,
+`postgresql+psycopg://...`, across machines); several `launch.sweep` processes given the same URL and study name work
+on one study, coordinated by it alone (launch/sweep_shared.py). Trials carry a heartbeat: a trial whose process died
+without a word (SIGKILL, a lost machine) is failed after GRACE_PERIOD_S and retried with the same parameters; a trial
+stopped by SIGINT or SIGTERM is marked `interrupted` and re-enqueued at once (`requeue_interrupted`). A retried trial
+has the same config, so it runs in the same trial directory and resumes from its checkpoints.
 """
 
 from __future__ import annotations
@@ -32,10 +33,49 @@ def default_storage(workdir: Path) -> str:
     return f"sqlite:///{workdir / 'optuna.db'}"
 
 
+WORKING_URL = "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB"  # psycopg 3, which the search extra installs
+PIP_NAMES = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient",
+             "pymysql": "PyMySQL"}  # Driver modules whose pip name differs.
+
+
+def safe_url(url: str) -> str:
+    """The storage URL with its password masked (for messages and logs)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url
+
+
+def check_driver(url: str) -> None:
+    """A one-line SweepError when the URL's database driver is not installed: the driver to install, and a URL that
+    works with what the search extra installs (SQLAlchemy 2.1 maps postgresql:// to psycopg 3)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        dialect = make_url(url).get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        return  # Not a URL SQLAlchemy knows: RDBStorage says so below.
+    try:
+        dialect.import_dbapi()
+    except ImportError as e:
+        module = (e.name or dialect.driver).split(".")[0]
+        fix = (f"use --storage={WORKING_URL} (psycopg 3: pip install -e '.[search]'), or pip install "
+               f"{PIP_NAMES.get(module, module)}" if dialect.name == "postgresql"
+               else f"pip install {PIP_NAMES.get(module, module)}")
+        raise SweepError(f"--storage={safe_url(url)}: its database driver {module!r} ({dialect.name}+"
+                         f"{dialect.driver}) is not installed; {fix}") from None
+
+
 def make_storage(url: str) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats; SQLite waits for the lock instead of failing when processes share it.
-    Processes that open a new database at the same moment race to create its tables: a lock file serialises that
-    for SQLite files, and a lost race elsewhere is retried (the tables are there by then)."""
+    Processes that open a new database at the same moment race to create its tables: for a SQLite file, a lock file
+    beside it (fcntl: this machine's processes; SQLite itself is for one machine) serialises that, and a lost race
+    elsewhere (PostgreSQL) is retried (the tables are there by then)."""
+    check_driver(url)
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") and url != "sqlite:///:memory:" else ""
     for attempt in range(4):
@@ -50,8 +90,8 @@ def make_storage(url: str) -> optuna.storages.RDBStorage:
             if attempt < 3 and any(m in str(e) for m in RACE_MESSAGES):
                 time.sleep(1 + attempt)  # Lost the race to create the tables: they are there now.
                 continue
-            raise SweepError(f"--storage={url}: {type(e).__name__}: {str(e).splitlines()[0]}; pass an Optuna RDB "
-                             "URL such as sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB") from None
+            raise SweepError(f"--storage={safe_url(url)}: {type(e).__name__}: {str(e).splitlines()[0]}; pass an "
+                             f"Optuna RDB URL such as sqlite:///PATH or {WORKING_URL}") from None
     raise AssertionError("unreachable")
 
 
@@ -101,7 +141,7 @@ def open_study(space: SearchSpace, storage: str, study_name: str, method: str, p
     if recorded is None:
         study.set_user_attr("search_space", mine)
     elif recorded != mine:
-        raise SweepError(f"study {study_name!r} in {storage} was run with another search space ({recorded}); "
+        raise SweepError(f"study {study_name!r} in {safe_url(storage)} was run with another search space ({recorded}); "
                          "pass --study=NEW_NAME or use a new --workdir")
     return study
 

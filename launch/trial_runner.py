@@ -8,7 +8,9 @@ or base config path.
   output in log.txt. While it runs, each new line of its evals.jsonl (one per evaluation) is reported to Optuna as
   (validation accuracy, evaluation number); when the pruner says so the process gets SIGTERM (fmnist saves a
   checkpoint and exits 143) and the trial ends PRUNED.
-- Processes that want the same directory at once take turns (a lock file), so the second reuses the first's result.
+- A config trained (or being trained) by an earlier trial of the study, on this machine or another, is not trained
+  again: the trial waits for it and takes its outcome (launch/sweep_shared.py; no file lock). Each trial records
+  its host, workdir and trial directory in the study.
 - A trial past the study's budget (started by a concurrent thread or process) is not run (sweep_study.within_budget).
 
 Each fmnist process leads a session of its own, so a terminal's Ctrl-C reaches only the sweep, which stops every
@@ -32,6 +34,7 @@ from pathlib import Path
 
 import optuna
 
+from launch import sweep_shared
 from launch.search_space import ROOT, SearchSpace, format_value
 from launch.sweep_study import INTERRUPTED, SURPLUS, within_budget
 
@@ -138,17 +141,20 @@ class TrialRunner:
         if self.budget and not within_budget(trial.study, trial.number, params, self.budget, self.distinct):
             trial.set_user_attr(SURPLUS, True)
             raise TrialSurplus(f"not run: the study's {self.budget} trials were started by others")
-        d = self.trial_dir(params)
-        d.mkdir(parents=True, exist_ok=True)
-        trial.set_user_attr("trial_dir", str(d.relative_to(self.workdir)))
-        with open(d / ".sweep.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # Another process running this config: wait, then reuse its result.
-            return self._run_locked(trial, params, d)
-
-    def _run_locked(self, trial: optuna.Trial, params: dict, d: Path) -> float:
+        earlier = sweep_shared.same_config(trial, self.space.config_hash(params), lambda: self.stopping)
         if self.stopping:
             trial.set_user_attr(INTERRUPTED, True)
             raise TrialInterrupted("the sweep is stopping")
+        if earlier is not None:
+            self.log(f"trial {trial.number}: the outcome of trial {earlier.number} of the same config "
+                     f"({earlier.state.name.lower()}), trained on {earlier.user_attrs.get(sweep_shared.HOST, '?')}")
+            return sweep_shared.take_outcome(trial, earlier)
+        d = self.trial_dir(params)
+        d.mkdir(parents=True, exist_ok=True)
+        sweep_shared.record_where(trial, self.workdir, d)
+        return self._run(trial, params, d)
+
+    def _run(self, trial: optuna.Trial, params: dict, d: Path) -> float:
         spec = self.spec(params)
         results = read_json(d / "results.json")
         recorded = read_json(d / "trial.json") or {}
@@ -259,13 +265,16 @@ class TrialRunner:
         return float(results["validation_accuracy"])
 
     def evaluate_test(self, params: dict) -> float:
-        """The test accuracy of a trial's final checkpoint (`fmnist.main --mode=eval`), evaluated once."""
+        """The test accuracy of a trial's final checkpoint (`fmnist.main --mode=eval`); an eval_results.json of the
+        final step is reused. The caller checks that the trial's directory is here. This machine's processes take
+        turns (a lock file: fcntl, reliable on local disks only), so the second reuses the first's evaluation; on a
+        shared file system two machines may both evaluate it, which costs time, not correctness."""
         d = self.trial_dir(params)
-        with open(d / ".sweep.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # Two processes finishing at once: the second reuses the first's.
-            return self._evaluate_test_locked(d, params)
+        with open(d / ".test.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._evaluate_test(d, params)
 
-    def _evaluate_test_locked(self, d: Path, params: dict) -> float:
+    def _evaluate_test(self, d: Path, params: dict) -> float:
         results, evaluated = read_json(d / "results.json") or {}, read_json(d / "eval_results.json") or {}
         if evaluated.get("test", {}).get("step") != results.get("steps"):
             cmd = trial_command(self.config_arg, d, self.spec(params)["overrides"], mode="eval")

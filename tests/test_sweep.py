@@ -1,5 +1,6 @@
-"""launch.sweep on Optuna: search spaces, config hashes, two processes sharing one study, pruning a running trial,
-resuming an interrupted sweep, honest selection (trials never evaluate the test split), reports."""
+"""launch.sweep on Optuna: search spaces, config hashes, two processes sharing one study and a workdir, pruning a
+running trial, resuming an interrupted sweep. Two machines on PostgreSQL, honest selection (trials never evaluate the
+test split) and the reports: tests/test_sweep_shared.py."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ import optuna
 import pytest
 from conftest import ROOT, read_results
 from optuna.trial import TrialState
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from launch import search_space, sweep_study
 from launch.search_space import SweepError
@@ -130,58 +130,6 @@ def test_bad_command_is_one_line_and_writes_nothing(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("launch.sweep: error:")
     assert "validation_size" in proc.stderr and not (tmp_path / "w").exists()
-
-
-def _hparams(logdir: Path) -> tuple[set, dict]:
-    acc = EventAccumulator(str(logdir))
-    acc.Reload()
-    return set(acc.PluginTagToContent("hparams")), {t: acc.Scalars(t)[0].value for t in acc.Tags()["scalars"]}
-
-
-def test_two_processes_share_one_study_and_only_the_winner_sees_the_test_split(tmp_path):
-    workdir, storage = tmp_path / "sweep", f"sqlite:///{tmp_path / 'shared.db'}"
-    args = [*TINY, f"--workdir={workdir}", f"--storage={storage}"]
-    procs = [subprocess.Popen(sweep_command(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True) for _ in range(2)]
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
-    assert not (workdir / "optuna.db").exists()  # --storage, not the default.
-    assert sum(o.count(": started") for o in outputs) == 2  # Each grid point trained once, by one process or other.
-
-    study = optuna.load_study(study_name="tiny", storage=storage)
-    complete = study.get_trials(states=(TrialState.COMPLETE,))
-    assert sorted(t.params["model_width"] for t in {t.user_attrs["trial_dir"]: t for t in complete}.values()) == [8, 16]
-    dirs = {t.params["model_width"]: workdir / t.user_attrs["trial_dir"] for t in complete}
-    for width, d in dirs.items():
-        results = read_results(d)
-        assert results["eval_accuracy"] is None and results["per_class_accuracy"] is None
-        assert results["config"]["evaluate_test"] is False and results["config"]["model_width"] == width
-        evals = [json.loads(line) for line in (d / "evals.jsonl").read_text().splitlines()]
-        assert [e["test_accuracy"] for e in evals] == [None] and evals[-1]["step"] == 30
-        assert evals[-1]["validation_accuracy"] == pytest.approx(results["validation_accuracy"])
-        assert "validation_accuracy=" in (d / "log.txt").read_text()  # What Katib's StdOut collector reads.
-    best = max(complete, key=lambda t: t.value)
-    winner_dir = workdir / best.user_attrs["trial_dir"]
-    assert [d for d in dirs.values() if (d / "eval_results.json").exists()] == [winner_dir]
-    test = json.loads((winner_dir / "eval_results.json").read_text())["test"]
-    assert test["count"] == 10000 and test["step"] == 30
-
-    with open(workdir / "sweep.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert rows[0]["trial_dir"] == best.user_attrs["trial_dir"] and rows[0]["rank"] == "1"
-    assert float(rows[0]["test_accuracy"]) == pytest.approx(test["accuracy"])
-    assert all(r["test_accuracy"] == "" for r in rows[1:])
-    md = (workdir / "sweep.md").read_text()
-    assert md.count("test accuracy") == 1 and f"{100 * test['accuracy']:.2f}%" in md
-    assert {p.name for p in (workdir / "plots").glob("*.png")} >= {"optimization_history.png",
-                                                                    "parallel_coordinate.png"}
-    assert _hparams(workdir / "tensorboard")[0] == {"_hparams_/experiment"}
-    _, scalars = _hparams(workdir / "tensorboard" / f"trial-{best.number:03d}")
-    assert scalars["validation_accuracy"] == pytest.approx(best.value)
-
-    again = run_sweep(*args)  # The study is done: nothing is trained or evaluated again.
-    assert again.returncode == 0 and "0 to start" in again.stdout and ": started" not in again.stdout
-    assert f"test {100 * test['accuracy']:.2f}%" in again.stdout
 
 
 def test_the_budget_holds_with_parallel_trials_a_resumed_study_and_two_processes(tmp_path):
