@@ -16,7 +16,7 @@ ARGS ?=
 TEST_WORKERS ?= 2
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup install venv-check data train test lint bench clean
+.PHONY: setup install venv-check data postgresql train test lint bench clean
 
 setup: $(VENV)/.installed data
 
@@ -61,7 +61,18 @@ data: $(VENV)/.installed
 train: setup
 	$(BIN)/python -m fmnist.main --config=$(CONFIG) --workdir=$(WORKDIR) $(ARGS)
 
-test: setup $(VENV)/.bench-installed $(VENV)/.launch-installed
+# The multi-machine sweep test starts a real PostgreSQL server (tests/test_sweep_shared.py): Debian's postgresql,
+# installed when no pg_ctl is found and apt can run.
+postgresql:
+	@if ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && command -v apt-get >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo "sudo -n" ); \
+	  echo "Installing Debian's postgresql (the sweep test's server)"; \
+	  $$SUDO apt-get install -y -q postgresql >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null 2>&1 && $$SUDO apt-get install -y -q postgresql >/dev/null; } || \
+	  echo "Could not install postgresql with apt: tests/test_sweep_shared.py will say what is missing"; \
+	fi
+
+test: setup postgresql $(VENV)/.bench-installed $(VENV)/.launch-installed
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 lint: $(VENV)/.installed
