@@ -7,6 +7,7 @@ where it would import TensorFlow, and it writes to file descriptor 2 what Tensor
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, smoke_console
 
 from fmnist import console, console_relay
 
@@ -76,26 +77,30 @@ def _main_command(tmp_path: Path) -> list[str]:
     return [sys.executable, "-m", "fmnist.main", "--config=configs/smoke.py", f"--workdir={tmp_path / 'run'}"]
 
 
-def test_a_default_run_prints_only_fmnists_lines_and_verbosity_shows_the_rest(tmp_path):
-    args = ["--config=configs/smoke.py", f"--workdir={tmp_path}", "--config.num_train_steps=20"]
-    quiet = _run_as_a_user(*args)
-    assert quiet.returncode == 0, quiet.stderr[-3000:]
-    assert quiet.stdout == ""
-    lines = quiet.stderr.splitlines()
+def test_a_default_run_prints_only_fmnists_lines_and_verbosity_shows_the_rest(trained_smoke, tmp_path):
+    """The session's smoke run (conftest's `trained_smoke`, run as a user runs it: 200 steps, tested at steps 100 and
+    200); then the evaluation of a copy of it, with --verbosity=1."""
+    assert smoke_console(trained_smoke).with_suffix(".stdout").read_text() == ""
+    quiet = smoke_console(trained_smoke).read_text()
+    lines = quiet.splitlines()
     own_files = {p.name for p in (ROOT / "fmnist").glob("*.py")}
     for line in lines:
         m = ABSL_LINE.match(line)
-        assert m and m["file"] in own_files, f"not one of fmnist's lines: {line!r}\n{quiet.stderr}"
+        assert m and m["file"] in own_files, f"not one of fmnist's lines: {line!r}\n{quiet}"
         assert any(p.fullmatch(m["message"]) for p in FMNIST_MESSAGES), f"unexpected fmnist line: {line!r}"
     messages = [ABSL_LINE.match(line)["message"] for line in lines]
-    assert [s for s in messages if s.startswith("step ")] == [messages[2]]  # The progress line, with its ETA.
+    steps = [s for s in messages if s.startswith("step ")]
+    assert [s.split(" (")[0] for s in steps] == [f"step {20 * k}/200" for k in range(1, 11)], steps  # One per loop.
+    assert messages[2] == steps[0]  # The first progress line, with its ETA.
     assert messages[0].startswith("Runtime: ") and messages[-1].startswith("Test accuracy ")
 
-    verbose = _run_as_a_user(*args, "--mode=eval", "--verbosity=1")  # Evaluates the checkpoint just written.
+    shutil.copytree(trained_smoke, tmp_path / "run")
+    verbose = _run_as_a_user("--config=configs/smoke.py", f"--workdir={tmp_path / 'run'}", "--mode=eval",
+                             "--verbosity=1")  # Evaluates the checkpoint of step 200.
     assert verbose.returncode == 0, verbose.stderr[-3000:]
     assert any(CPP_LINE.match(line) for line in verbose.stderr.splitlines()), verbose.stderr[-3000:]
     assert "dataset_info.py" in verbose.stderr  # TFDS's INFO lines.
-    assert "Test accuracy at step 20: " in verbose.stderr
+    assert "Test accuracy at step 200: " in verbose.stderr
 
 
 @pytest.mark.parametrize("crash", [signal.SIGABRT, signal.SIGILL], ids=["SIGABRT", "SIGILL"])
