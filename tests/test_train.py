@@ -90,8 +90,15 @@ def test_eval_mode_evaluates_the_checkpoint_without_training(smoke_run):
 
 
 def test_eval_mode_without_checkpoint_is_one_line(tmp_path):
-    proc = run_main("--config=configs/smoke.py", f"--workdir={tmp_path}", "--mode=eval")
-    assert proc.returncode == 2 and "has no checkpoint to evaluate" in proc.stderr
+    """What `--mode=eval` runs, in this process: a UserError, which every entry point prints as one line (exit 2)."""
+    from configs import smoke
+    from fmnist import train
+    from fmnist.errors import UserError
+
+    message = f"workdir {tmp_path} has no checkpoint to evaluate; train first"
+    with pytest.raises(UserError, match=f"^{re.escape(message)}"):
+        train.evaluate_only(smoke.get_config(), str(tmp_path))
+    assert not (tmp_path / "eval_results.json").exists()
 
 
 def test_target_accuracy_stops_at_the_first_evaluation_reaching_it(tmp_path):
