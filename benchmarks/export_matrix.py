@@ -196,7 +196,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown model {unknown[0]!r}; choose from {', '.join(models.MODELS)}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    host.configure()  # As fmnist.main: this process and the export processes run as users' runs do.
+    host.configure()  # As fmnist.main: this process (training and exporting) runs as users' runs do.
     from fmnist import dataset
 
     test = dataset.load(args.data_dir or None)[0]["test"]
