@@ -268,11 +268,18 @@ def test_each_state_key_is_checked_before_resuming(trained_smoke, tmp_path, key,
 
 
 def test_unwritable_workdir_is_one_line(tmp_path):
+    """The UserError that fmnist.main prints as one line (exit 2, no traceback: the command-line path of
+    test_incompatible_resume_is_refused_and_changes_nothing), raised here before anything is written."""
+    from configs import smoke
+    from fmnist import experiment
+    from fmnist.errors import UserError
+
     (tmp_path / "file").write_text("not a folder")
-    proc = run_main(*SHORT, f"--workdir={tmp_path / 'file' / 'run'}")
-    assert proc.returncode == 2
-    assert "fmnist: error: workdir" in proc.stderr and "is not writable" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    workdir = tmp_path / "file" / "run"
+    with pytest.raises(UserError, match=rf"^workdir {re.escape(str(workdir))} is not writable \(.*\); pass a "
+                                        "writable --workdir$"):
+        experiment.build(smoke.get_config(), str(workdir))
+    assert [p.name for p in tmp_path.iterdir()] == ["file"] and (tmp_path / "file").read_text() == "not a folder"
 
 
 def test_single_process_strategies_handle_signals_themselves_and_restore_them():
