@@ -6,9 +6,10 @@ beside the test accuracy and loss the run itself reported (results.json).
 
 Each model trains here (`fmnist.train.train_and_evaluate`, in this process) with CASES: the config it is used with,
 shrunk to a few dozen steps and a small width (SHRINK), in float32 so that the run evaluates in its exports'
-precision. Each run is then exported by its own process, `python -m fmnist.export --format=all` (all four formats),
-while the next model trains. The .tflite and .onnx files of all models are scored by one `benchmarks.exports`
-process that never imports TensorFlow; the SavedModels here, with TensorFlow (their runtime). Prints the model x
+precision. Each run is then exported in this process as `python -m fmnist.export --format=all` would (all four
+formats; a process of its own would start TensorFlow again). The .tflite and .onnx files of all models are scored by
+one `benchmarks.exports` process that never imports TensorFlow; the SavedModels here, with TensorFlow (their
+runtime). Prints the model x
 format matrix of test accuracy, with the difference from the run's own figure in points; --json prints one record
 per model and format instead.
 """
@@ -80,20 +81,15 @@ def config_of(model: str, data_dir: str = ""):
     return config
 
 
-def start_export(workdir: Path, env: dict | None = None) -> subprocess.Popen:
-    """`python -m fmnist.export --workdir=WORKDIR --format=all` in the background, its output into WORKDIR.log."""
-    with open(workdir.with_suffix(".log"), "w") as log:  # The child has its own copy of the descriptor.
-        return subprocess.Popen([sys.executable, "-m", "fmnist.export", f"--workdir={workdir}", "--format=all"],
-                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+def export_all(workdir: Path) -> str | None:
+    """Exports `workdir` in every format under WORKDIR/export, in this process; None, or how it failed."""
+    from fmnist import export
 
-
-def finish(proc: subprocess.Popen, workdir: Path, timeout: float = 900) -> str | None:
-    """Waits for `proc` (`start_export(workdir)`); None, or how it failed (with the last lines of its log)."""
-    code = proc.wait(timeout)
-    if not code:
-        return None
-    tail = "\n".join(workdir.with_suffix(".log").read_text(errors="replace").splitlines()[-5:])
-    return f"{' '.join(proc.args[1:])} exited with {code}:\n{tail}"
+    try:
+        export.export_all(workdir)
+    except Exception as e:  # noqa: BLE001 - one model's failure is its row of the matrix, not the end of the others.
+        return f"exporting {workdir}: {type(e).__name__}: {e}"
+    return None
 
 
 def score_files(paths: list[Path], test_data: Path) -> dict[Path, dict]:
@@ -135,30 +131,21 @@ def timed(what: str):
     print(f"{what}: {time.perf_counter() - wall:.1f} s wall, {cpu() - used:.1f} s CPU", file=sys.stderr, flush=True)
 
 
-def run(models: list[str], root: Path, images, labels, data_dir: str = "",
-        export_env: dict | None = None) -> list[dict]:
-    """Trains `models` one after the other under `root`, each exported by its own process (with `export_env`,
-    default this environment) while the next trains; scores every format on `images` and `labels` (the test split
-    of `data_dir`). One record per model and format, in FORMATS order; a model whose export failed has records
-    with only its `error`."""
+def run(models: list[str], root: Path, images, labels, data_dir: str = "") -> list[dict]:
+    """Trains and exports `models` one after the other under `root`, and scores every format on `images` and
+    `labels` (the test split of `data_dir`). One record per model and format, in FORMATS order; a model whose
+    export failed has records with only its `error`."""
     import numpy as np
 
     from fmnist import train
 
-    exports = {}
-    try:
-        for model in models:
-            workdir = root / model
-            with timed(f"{model}: training"):
-                train.train_and_evaluate(config_of(model, data_dir), str(workdir))
-            exports[workdir] = start_export(workdir, export_env)
-        with timed("waiting for the exports"):
-            errors = {workdir.name: finish(proc, workdir) for workdir, proc in exports.items()}
-    finally:
-        for proc in exports.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    errors = {}
+    for model in models:
+        workdir = root / model
+        with timed(f"{model}: training"):
+            train.train_and_evaluate(config_of(model, data_dir), str(workdir))
+        with timed(f"{model}: exporting"):
+            errors[model] = export_all(workdir)
     paths = {(m, f): root / m / "export" / FORMATS[f][0] for m in models for f in FORMATS if not errors[m]}
     np.savez(root / "test.npz", images=images, labels=labels)
     with timed("scoring the files (no TensorFlow)"):
@@ -209,7 +196,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown model {unknown[0]!r}; choose from {', '.join(models.MODELS)}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    host.configure()  # As fmnist.main: this process and the export processes run as users' runs do.
+    host.configure()  # As fmnist.main: this process (training and exporting) runs as users' runs do.
     from fmnist import dataset
 
     test = dataset.load(args.data_dir or None)[0]["test"]

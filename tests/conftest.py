@@ -48,16 +48,18 @@ def splits():
 def trained_smoke(tmp_path_factory) -> Path:
     """A real smoke training run (200 steps, about 84% test accuracy), trained once per session and shared by the
     export and predict tests (which must not change it). Under pytest-xdist (`make test` runs 2 workers) the workers
-    share one run: the first trains it under a file lock in their common temp folder, the others wait and reuse it."""
+    share one run: the first trains it under a file lock in their common temp folder, the others wait and reuse it.
+    It runs as a user runs it, without the tests' TF_CPP_MIN_LOG_LEVEL: tests/test_console.py reads its console."""
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # Every worker's basetemp is a child of this one.
     workdir = root / "smoke-run"
     with _exclusive(root / "smoke-run.lock"):
         if not (workdir / "results.json").is_file():
-            proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}")
+            proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}", env={"TF_CPP_MIN_LOG_LEVEL": None})
             assert proc.returncode == 0, proc.stderr[-3000:]
             smoke_console(workdir).write_text(proc.stderr)
+            smoke_console(workdir).with_suffix(".stdout").write_text(proc.stdout)
     return workdir
 
 
@@ -70,7 +72,7 @@ def _exclusive(lock_path: Path):
 
 
 def smoke_console(workdir: Path) -> Path:
-    """Where `trained_smoke` keeps its run's console output (stderr), beside the workdir."""
+    """Where `trained_smoke` keeps its run's console output (stderr), beside the workdir (its stdout: .stdout)."""
     return workdir.with_suffix(".console")
 
 
@@ -92,9 +94,11 @@ def exported_files(trained_smoke) -> dict[str, Path]:
 
 
 def run_module(module: str, *args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Runs `python -m MODULE ARGS` from the repository root and returns the finished process."""
+    """Runs `python -m MODULE ARGS` from the repository root and returns the finished process. `env` adds to this
+    environment; a variable set to None is removed."""
+    env = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+                          timeout=timeout, env=env)
 
 
 def run_main(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -4,9 +4,11 @@ a user must see (C++ ERROR and FATAL lines, a crash's last words, other threads'
 Tests that need no real TensorFlow put a stand-in `tensorflow` package first on PYTHONPATH: the entry point imports it
 where it would import TensorFlow, and it writes to file descriptor 2 what TensorFlow would, or crashes as it can."""
 
+import json
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, read_results, smoke_console
 
 from fmnist import console, console_relay
 
@@ -76,26 +78,38 @@ def _main_command(tmp_path: Path) -> list[str]:
     return [sys.executable, "-m", "fmnist.main", "--config=configs/smoke.py", f"--workdir={tmp_path / 'run'}"]
 
 
-def test_a_default_run_prints_only_fmnists_lines_and_verbosity_shows_the_rest(tmp_path):
-    args = ["--config=configs/smoke.py", f"--workdir={tmp_path}", "--config.num_train_steps=20"]
-    quiet = _run_as_a_user(*args)
-    assert quiet.returncode == 0, quiet.stderr[-3000:]
-    assert quiet.stdout == ""
-    lines = quiet.stderr.splitlines()
+def test_a_default_run_prints_only_fmnists_lines_and_verbosity_shows_the_rest(trained_smoke, tmp_path):
+    """The session's smoke run (conftest's `trained_smoke`, run as a user runs it: 200 steps, tested at steps 100 and
+    200); then --mode=eval on a copy of it, with --verbosity=1 and test-time flips: it evaluates the checkpoint
+    without training and reports what the run did (and the TTA figure beside it)."""
+    assert smoke_console(trained_smoke).with_suffix(".stdout").read_text() == ""
+    quiet = smoke_console(trained_smoke).read_text()
+    lines = quiet.splitlines()
     own_files = {p.name for p in (ROOT / "fmnist").glob("*.py")}
     for line in lines:
         m = ABSL_LINE.match(line)
-        assert m and m["file"] in own_files, f"not one of fmnist's lines: {line!r}\n{quiet.stderr}"
+        assert m and m["file"] in own_files, f"not one of fmnist's lines: {line!r}\n{quiet}"
         assert any(p.fullmatch(m["message"]) for p in FMNIST_MESSAGES), f"unexpected fmnist line: {line!r}"
     messages = [ABSL_LINE.match(line)["message"] for line in lines]
-    assert [s for s in messages if s.startswith("step ")] == [messages[2]]  # The progress line, with its ETA.
+    steps = [s for s in messages if s.startswith("step ")]
+    assert [s.split(" (")[0] for s in steps] == [f"step {20 * k}/200" for k in range(1, 11)], steps  # One per loop.
+    assert messages[2] == steps[0]  # The first progress line, with its ETA.
     assert messages[0].startswith("Runtime: ") and messages[-1].startswith("Test accuracy ")
 
-    verbose = _run_as_a_user(*args, "--mode=eval", "--verbosity=1")  # Evaluates the checkpoint just written.
+    workdir = tmp_path / "run"
+    shutil.copytree(trained_smoke, workdir)
+    verbose = _run_as_a_user("--config=configs/smoke.py", f"--workdir={workdir}", "--mode=eval", "--verbosity=1",
+                             "--config.tta_flip=true")  # Evaluates the checkpoint of step 200.
     assert verbose.returncode == 0, verbose.stderr[-3000:]
     assert any(CPP_LINE.match(line) for line in verbose.stderr.splitlines()), verbose.stderr[-3000:]
     assert "dataset_info.py" in verbose.stderr  # TFDS's INFO lines.
-    assert "Test accuracy at step 20: " in verbose.stderr
+    assert "Test accuracy at step 200: " in verbose.stderr
+    trained = read_results(workdir)
+    ev = json.loads((workdir / "eval_results.json").read_text())["test"]
+    assert ev["step"] == trained["steps"] == 200 and ev["count"] == 10000
+    assert ev["accuracy"] == pytest.approx(trained["eval_accuracy"], abs=1e-6)
+    assert 0.5 < ev["accuracy_tta"] < 1.0
+    assert read_results(workdir) == read_results(trained_smoke)  # No training.
 
 
 @pytest.mark.parametrize("crash", [signal.SIGABRT, signal.SIGILL], ids=["SIGABRT", "SIGILL"])

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import tensorflow as tf
-from conftest import read_results, run_main, run_module
+from conftest import read_results, run_main
 
 from configs import smoke
 from fmnist import experiment
@@ -35,20 +35,25 @@ def test_average_follows_every_step_with_warmup(tmp_path):
 
 
 def test_run_resume_eval_and_export_use_the_average(tmp_path):
+    """A run of 40 steps (the command), resumed to 60, evaluated and exported (here: the resume, evaluation and
+    export that fmnist.main and fmnist.export run, in this process, where the evaluation sees the numbers the
+    resumed run saw)."""
+    from fmnist import export, train
+
     first = run_main(*EMA_ARGS, f"--workdir={tmp_path}", "--config.num_train_steps=40")
     assert first.returncode == 0, first.stderr[-3000:]
-    resumed = run_main(*EMA_ARGS, f"--workdir={tmp_path}")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    config = smoke.get_config()
+    config.update(ema_decay=0.99, model="bn_cnn", model_width=8, model_depth=1, num_train_steps=60, steps_per_loop=20,
+                  precision="float32")  # EMA_ARGS.
+    train.train_and_evaluate(config, str(tmp_path))
     r = read_results(tmp_path)
     assert r["start_step"] == 40 and r["steps"] == 60
     assert r["eval_accuracy"] != r["eval_accuracy_without_ema"] and r["eval_accuracy"] > 0.3
-    evaluated = run_main(*EMA_ARGS, f"--workdir={tmp_path}", "--mode=eval")
-    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    train.evaluate_only(config, str(tmp_path))
     eval_results = json.loads((tmp_path / "eval_results.json").read_text())
     assert abs(eval_results["test"]["accuracy"] - r["eval_accuracy"]) < 1e-6
     # Resuming without the average is refused: tests/test_reliability.py (test_incompatible_resume_...).
-    exported = run_module("fmnist.export", f"--workdir={tmp_path}")
-    assert exported.returncode == 0, exported.stderr[-3000:]
+    export.export(tmp_path)
     meta = json.loads((tmp_path / "export" / "1" / "assets.extra" / "fmnist.json").read_text())
     assert meta["weights"] == "ema" and meta["step"] == 60
     # That the exported averaged weights score what the run reported: tests/test_export_every_model.py (resnet,

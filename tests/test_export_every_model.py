@@ -5,7 +5,6 @@ scores in each deploy runtime what its results.json reported."""
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -56,14 +55,17 @@ def test_the_export_rebuilds_the_model_training_built(tmp_path, splits, variant)
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, splits) -> dict[tuple[str, str], dict]:
     """benchmarks.export_matrix's records of every model, keyed by (model, format). The runs name their data dir
-    (the real one) in their config, and the export processes run with TFDS_DATA_DIR pointing where no dataset can
-    be: the int8 calibration must read the run's data_dir."""
+    (the real one) in their config, and train and export with TFDS_DATA_DIR pointing where no dataset can be (and
+    fmnist.dataset's in-process cache emptied): the int8 calibration must read the run's data_dir."""
     root = tmp_path_factory.mktemp("every-model")
     (root / "a_file").write_text("")
-    env = {**os.environ, "TFDS_DATA_DIR": str(root / "a_file" / "tensorflow_datasets")}
     test = splits[0]["test"]
-    records = export_matrix.run(sorted(models.MODELS), root, test.images, test.labels,
-                                data_dir=str(dataset.resolve_data_dir(None)), export_env=env)
+    data_dir = str(dataset.resolve_data_dir(None))
+    dataset.load.cache_clear()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TFDS_DATA_DIR", str(root / "a_file" / "tensorflow_datasets"))
+        records = export_matrix.run(sorted(models.MODELS), root, test.images, test.labels, data_dir=data_dir)
+    dataset.load.cache_clear()  # Nothing read while TFDS_DATA_DIR pointed nowhere outlives it.
     print(export_matrix.matrix(records))  # The matrix, for -s and for a failure's report.
     return {(r["model"], r["format"]): r for r in records}
 

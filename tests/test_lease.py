@@ -27,72 +27,52 @@ STEP = re.compile(r"\] step (\d+)/")
 
 def test_of_two_processes_started_together_exactly_one_takes_each_lease(tmp_path):
     """Two processes try to take the same fresh lease at the same instant, round after round (each spins to a shared
-    start time, so both are inside acquire() together): every round has exactly one winner, and the loser names it."""
+    start time, so both are inside acquire() together): every round has exactly one winner, and the loser names it.
+    One contender is tests/lease_contender.py, the other this process (which has imported TensorFlow already)."""
+    import lease_contender
+
     rounds, period_s = 500, 0.01
     for r in range(rounds):
         (tmp_path / str(r)).mkdir()
-    logs = [tmp_path / f"contender{i}.log" for i in range(2)]
-    procs = [subprocess.Popen([sys.executable, str(CONTENDER), str(tmp_path), str(rounds), str(period_s)], cwd=ROOT,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
-             for log in logs]
+    log = tmp_path / "contender.log"
+    proc = subprocess.Popen([sys.executable, str(CONTENDER), str(tmp_path), str(rounds), str(period_s)], cwd=ROOT,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
+    held = []
     try:
-        _read_until(procs, "ready", logs)
-        _tell(procs, f"{time.time() + 0.5}")
-        played = _read_until(procs, "done", logs)  # Every round played by both: the winners may release.
-        _tell(procs, "release")
-        for p, log in zip(procs, logs, strict=True):
-            assert p.wait(timeout=60) == 0, log.read_text()[-2000:]
+        _read_until(proc, "ready", log)
+        start = time.time() + 0.5
+        _tell(proc, f"{start}")
+        ours, held = lease_contender.play(tmp_path, rounds, period_s, start)
+        theirs = _read_until(proc, "done", log)  # Every round played by both: the winners may release.
+        _tell(proc, "release")
+        assert proc.wait(timeout=60) == 0, log.read_text()[-2000:]
     finally:
-        for p in procs:
-            p.kill()
-    results = [dict(line.split(" ", 1) for line in lines) for lines in played]
+        proc.kill()
+        for lock in held:
+            lock.release()
+    results = [dict(line.split(" ", 1) for line in lines) for lines in (ours, theirs)]
+    pids = [os.getpid(), proc.pid]
     bad = []
     for r in map(str, range(rounds)):
         outcome = [results[i][r] for i in range(2)]
         winners = [i for i in range(2) if outcome[i] == "won"]
-        if len(winners) != 1 or f"is in use by pid {procs[winners[0]].pid} on {HOST} " not in outcome[1 - winners[0]]:
+        if len(winners) != 1 or f"is in use by pid {pids[winners[0]]} on {HOST} " not in outcome[1 - winners[0]]:
             bad.append((r, outcome))
     assert not bad, f"{len(bad)} of {rounds} rounds without exactly one winner, e.g. {bad[:3]}"
 
 
-def _read_until(procs: list[subprocess.Popen], last: str, logs: list[Path]) -> list[list[str]]:
-    """Each process's stdout lines up to the line `last` (excluded)."""
-    out = []
-    for p, log in zip(procs, logs, strict=True):
-        lines = []
-        while (line := p.stdout.readline().rstrip("\n")) != last:
-            assert line or p.poll() is None, f"contender exited with {p.poll()}: {log.read_text()[-2000:]}"
-            lines.append(line)
-        out.append(lines)
-    return out
+def _read_until(proc: subprocess.Popen, last: str, log: Path) -> list[str]:
+    """The process's stdout lines up to the line `last` (excluded)."""
+    lines = []
+    while (line := proc.stdout.readline().rstrip("\n")) != last:
+        assert line or proc.poll() is None, f"contender exited with {proc.poll()}: {log.read_text()[-2000:]}"
+        lines.append(line)
+    return lines
 
 
-def _tell(procs: list[subprocess.Popen], line: str) -> None:
-    for p in procs:
-        p.stdin.write(line + "\n")
-        p.stdin.flush()
-
-
-def test_of_two_runs_started_together_on_one_workdir_exactly_one_trains(tmp_path):
-    """Two `python -m fmnist.main` on one workdir, started with no stagger: one trains, the other exits with one line
-    naming the first (tests/lease_contender.py makes the acquisitions meet at one instant, round after round)."""
-    args = ["--config=configs/smoke.py", f"--workdir={tmp_path}", "--config.num_train_steps=20",
-            "--config.steps_per_loop=20"]
-    procs = [subprocess.Popen([sys.executable, "-m", "fmnist.main", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    try:
-        errs = [p.communicate(timeout=600)[1] for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
-    codes = [p.returncode for p in procs]
-    assert sorted(codes) == [0, 2], errs
-    winner, loser = codes.index(0), codes.index(2)
-    assert errs[loser].splitlines()[-1].startswith(
-        f"fmnist: error: workdir {tmp_path} is in use by pid {procs[winner].pid} on {HOST} (lease renewed"), errs[loser]
-    assert "Traceback" not in errs[loser] and " step " not in errs[loser]
-    assert json.loads((tmp_path / "results.json").read_text())["steps"] == 20
-    assert not (tmp_path / ".lock").exists()
+def _tell(proc: subprocess.Popen, line: str) -> None:
+    proc.stdin.write(line + "\n")
+    proc.stdin.flush()
 
 
 def _dead_pid() -> int:
@@ -137,15 +117,26 @@ def test_a_lease_whose_pid_is_gone_here_or_that_expired_is_taken_over(tmp_path, 
     assert not (tmp_path / ".lock").exists()
 
 
-def test_a_run_whose_lease_is_taken_stops_at_the_next_loop_boundary_and_writes_nothing_more(tmp_path):
-    """A real run; between two of its loops (it is stopped with SIGSTOP) another holder writes the lease. The run
-    stops at the next loop boundary with one line naming that holder, and leaves no results.json, no checkpoint or
-    summary past that step, and the other holder's lease as it was."""
-    args = ["--config=configs/smoke.py", "--config.num_train_steps=400", "--config.steps_per_loop=20",
-            "--config.eval_every_steps=400", "--config.checkpoint_every_steps=20"]
-    proc = subprocess.Popen([sys.executable, "-m", "fmnist.main", f"--workdir={tmp_path}", *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
+def test_of_two_runs_started_together_one_trains_and_stops_when_its_lease_is_taken(tmp_path):
+    """Two `python -m fmnist.main` on one workdir, started with no stagger: one trains, the other exits with one line
+    naming the first (the test above makes the acquisitions meet at one instant, round after round). Between two of
+    the trainer's loops (it is stopped with SIGSTOP) another holder writes the lease: the run stops at the next loop
+    boundary with one line naming that holder, and leaves no results.json, no checkpoint or summary past that step,
+    and the other holder's lease as it was. (A run that ends releases its lease: tests/test_reliability.py.)"""
+    args = ["--config=configs/smoke.py", "--config.num_train_steps=2000", "--config.steps_per_loop=20",
+            "--config.eval_every_steps=2000", "--config.checkpoint_every_steps=20"]
+    procs = [subprocess.Popen([sys.executable, "-m", "fmnist.main", f"--workdir={tmp_path}", *args], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0) for _ in range(2)]
     try:
+        holder_pid = _lease_holder(tmp_path, procs)
+        [proc] = [p for p in procs if p.pid == holder_pid]
+        [loser] = [p for p in procs if p is not proc]
+        lost = loser.communicate(timeout=300)[0].decode()
+        assert loser.returncode == 2, lost[-3000:]
+        assert lost.splitlines()[-1].startswith(
+            f"fmnist: error: workdir {tmp_path} is in use by pid {proc.pid} on {HOST} (lease renewed"), lost[-3000:]
+        assert "Traceback" not in lost and " step " not in lost
+
         out = b""
         while not (steps := [int(s) for s in STEP.findall(out.decode())]) or steps[-1] < 40:
             line = proc.stdout.readline()
@@ -163,7 +154,8 @@ def test_a_run_whose_lease_is_taken_stops_at_the_next_loop_boundary_and_writes_n
         os.kill(proc.pid, signal.SIGCONT)
         out += proc.communicate(timeout=300)[0]
     finally:
-        proc.kill()
+        for p in procs:
+            p.kill()
     lines = out.decode().splitlines()
     assert proc.returncode == 4, "\n".join(lines[-20:])
     m = re.fullmatch(rf"fmnist: error: workdir {tmp_path} was taken over by pid {os.getpid()} on {HOST} at step "
@@ -177,6 +169,21 @@ def test_a_run_whose_lease_is_taken_stops_at_the_next_loop_boundary_and_writes_n
     assert not (tmp_path / "results.json").exists()
     assert max(int(p.name[5:-6]) for p in (tmp_path / "checkpoints").glob("ckpt-*.index")) <= step
     assert _event_steps(tmp_path / "tensorboard") and max(_event_steps(tmp_path / "tensorboard")) <= step
+
+
+def _lease_holder(workdir: Path, procs: list[subprocess.Popen], timeout: float = 300) -> int:
+    """The pid the lease of `workdir` names, once one of `procs` has written it."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            pid = json.loads((workdir / ".lock").read_text())["pid"]
+        except (OSError, ValueError, KeyError):  # Not there yet, or being written.
+            pid = None
+        if pid in [p.pid for p in procs]:
+            return pid
+        assert any(p.poll() is None for p in procs), [p.communicate()[0].decode()[-2000:] for p in procs]
+        time.sleep(0.05)
+    raise AssertionError(f"no lease in {workdir} after {timeout} s")
 
 
 def _event_steps(logdir: Path) -> list[int]:

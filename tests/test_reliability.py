@@ -99,50 +99,59 @@ def test_repeated_nan_stops_cleanly_and_never_checkpoints_it(tmp_path):
     assert _latest_step(tmp_path) == 40
 
 
-def test_sigterm_saves_and_resume_continues(tmp_path):
-    """SIGINT, then SIGTERM while it is being handled (a terminal's Ctrl-C, then a launcher's stop), to the whole
-    process group: the repeat must not interrupt the stop, which saves a checkpoint and exits without a traceback."""
-    proc = _start(tmp_path, "--config=configs/smoke.py", "--config.num_train_steps=5000",
-                  "--config.checkpoint_every_steps=5000", "--config.eval_every_steps=5000")
-    _wait_for(proc, "step 60/5000")
+# BatchNorm, dropout 0.4, augmentation and EMA, in deterministic mode (about 20 ms a step here): 120 steps in loops
+# of 10, a checkpoint every 30, evaluated at the end on a validation hold-out of 256 images.
+CHAIN = ["--config=configs/smoke.py", "--config.deterministic=true", "--config.num_train_steps=120",
+         "--config.steps_per_loop=10", "--config.checkpoint_every_steps=30", "--config.eval_every_steps=120",
+         "--config.evaluate_test=false", "--config.validation_size=256", "--config.model=fast_cnn",
+         "--config.model_width=8", "--config.dropout=0.4", "--config.augment_flip=true",
+         "--config.augment_crop_padding=2", "--config.ema_decay=0.9"]
+
+
+def test_stopped_then_killed_and_resumed_twice_equals_an_uninterrupted_run(tmp_path):
+    """One run stopped twice, resumed by the same command each time:
+    1. SIGINT, then SIGTERM while it is being handled (a terminal's Ctrl-C, then a launcher's stop), to the whole
+       process group: the repeat must not interrupt the stop, which saves a checkpoint at its loop boundary (between
+       two periodic ones) and exits 143 without a traceback.
+    2. The resumed process trains past its next periodic checkpoint and is SIGKILLed.
+    3. The next one resumes from that checkpoint and finishes: its weights and accuracy are bit-identical to an
+       uninterrupted run's (dropout masks and crops follow the restored step), and train_time_s counts every
+       process's training."""
+    reference = run_main(*CHAIN, f"--workdir={tmp_path / 'reference'}")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    workdir = tmp_path / "interrupted"
+    proc = _start(workdir, *CHAIN)
+    _wait_for(proc, "step 10/120")
     os.killpg(proc.pid, signal.SIGINT)
     os.killpg(proc.pid, signal.SIGTERM)
     out = proc.communicate(timeout=120)[0]
     assert proc.returncode == 143, out[-3000:]
     assert "fmnist: stopped: SIGINT at step" in out and "re-run the same command to resume" in out
     assert "Traceback" not in out and "KeyboardInterrupt" not in out, out[-3000:]
-    stopped_at = _latest_step(tmp_path)
-    assert stopped_at >= 60
-    trained_before = _checkpoint_value(tmp_path, stopped_at, "train_seconds")  # The stopped process's loops.
+    stopped_at = _latest_step(workdir)
+    assert 10 <= stopped_at < 120
+    trained_before = _checkpoint_value(workdir, stopped_at, "train_seconds")  # The stopped process's loops.
     assert trained_before > 0
-    again = run_main("--config=configs/smoke.py", f"--workdir={tmp_path}",
-                     f"--config.num_train_steps={stopped_at + 20}")
-    assert again.returncode == 0, again.stderr[-3000:]
-    r = read_results(tmp_path)
-    assert r["start_step"] == stopped_at
-    assert r["train_time_s"] == pytest.approx(trained_before + r["train_time_this_process_s"], rel=1e-12)
-    assert r["train_time_this_process_s"] > 0
 
-
-def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
-    """With BatchNorm, dropout 0.4, augmentation and EMA: the masks and crops follow the restored step."""
-    args = ["--config=configs/smoke.py", "--config.deterministic=true", "--config.num_train_steps=120",
-            "--config.checkpoint_every_steps=40", "--config.eval_every_steps=120", "--config.model=fast_cnn",
-            "--config.model_width=8", "--config.dropout=0.4", "--config.augment_flip=true",
-            "--config.augment_crop_padding=2", "--config.ema_decay=0.9"]
-    reference = run_main(*args, f"--workdir={tmp_path / 'reference'}")
-    assert reference.returncode == 0, reference.stderr[-3000:]
-    proc = _start(tmp_path / "killed", *args)
-    _wait_for(proc, "step 60/120")
-    proc.send_signal(signal.SIGKILL)
+    proc = _start(workdir, *CHAIN)
+    periodic = (stopped_at // 30 + 1) * 30  # The next periodic checkpoint, written before the loop that follows it.
+    _wait_for(proc, f"step {periodic + 10}/120")
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
-    assert _latest_step(tmp_path / "killed") == 40
-    resumed = run_main(*args, f"--workdir={tmp_path / 'killed'}")
+    killed_at = _latest_step(workdir)
+    assert periodic <= killed_at < 120 and not (workdir / "results.json").exists(), (stopped_at, killed_at)
+    trained_before_kill = _checkpoint_value(workdir, killed_at, "train_seconds")
+    assert trained_before_kill > trained_before  # The first resumed process's loops are added to the stopped one's.
+
+    resumed = run_main(*CHAIN, f"--workdir={workdir}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    a, b = read_results(tmp_path / "reference"), read_results(tmp_path / "killed")
-    assert b["start_step"] == 40
+    assert not (workdir / ".lock").exists()  # A run that ends releases its workdir lease.
+    a, b = read_results(tmp_path / "reference"), read_results(workdir)
+    assert b["start_step"] == killed_at
     assert a["weights_fingerprint"] == b["weights_fingerprint"]
-    assert a["eval_accuracy"] == b["eval_accuracy"]
+    assert a["validation_accuracy"] == b["validation_accuracy"] is not None
+    assert b["train_time_s"] == pytest.approx(trained_before_kill + b["train_time_this_process_s"], rel=1e-12)
+    assert b["train_time_this_process_s"] > 0
 
 
 def _loss_scale(workdir: Path, step: int) -> float:
@@ -156,41 +165,51 @@ def _loss_scale(workdir: Path, step: int) -> float:
 def test_float16_skip_is_not_a_rollback_and_resume_keeps_the_loss_scale(tmp_path):
     """A float16 overflow is a skipped step with the loss scale halved (2^15 to 2^14), not a rollback; the resumed
     run restores the lowered scale instead of starting again from 2^15."""
-    # Batch 32: float16 is emulated on CPUs (minutes per epoch on AVX2); the loss-scale logic does not see the batch.
-    args = [*SHORT, f"--workdir={tmp_path}", "--config.precision=mixed_float16", "--config.batch_size=32"]
+    # Batch 32 and 256 validation images in place of the 10,000 test images: float16 is emulated on CPUs (minutes
+    # per epoch on AVX2); the loss-scale logic sees neither.
+    args = [*SHORT, f"--workdir={tmp_path}", "--config.precision=mixed_float16", "--config.batch_size=32",
+            "--config.evaluate_test=false", "--config.validation_size=256"]
     first = run_main(*args, "--config.num_train_steps=20", "--config.fault_nan_at_step=5")
     assert first.returncode == 0, first.stderr[-3000:]
     assert read_results(tmp_path)["nan_retries"] == 0 and "rolled back" not in first.stderr
     assert _loss_scale(tmp_path, 20) == 2.0**14
-    again = run_main(*args, "--config.num_train_steps=40")
-    assert again.returncode == 0, again.stderr[-3000:]
+    # The resume, as the command with --config.num_train_steps=40 runs it, in this process.
+    from configs import smoke
+    from fmnist import train
+
+    config = smoke.get_config()
+    config.update(num_train_steps=40, eval_every_steps=60, checkpoint_every_steps=20, precision="mixed_float16",
+                  batch_size=32, evaluate_test=False, validation_size=256)  # args.
+    train.train_and_evaluate(config, str(tmp_path))
     assert read_results(tmp_path)["start_step"] == 20 and _loss_scale(tmp_path, 40) == 2.0**14
 
 
-def test_resume_on_a_host_that_resolves_another_precision_is_refused(short_run, tmp_path):
+def test_resume_on_a_host_that_resolves_another_precision_is_refused(trained_smoke, tmp_path):
     """A run resumed where its precision resolves otherwise (a float16 GPU run on a CPU, here the reverse): one line
-    naming what to pass, and nothing changed."""
-    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
+    naming what to pass, and nothing changed. The check test_incompatible_resume_is_refused_and_changes_nothing
+    runs through the command line, here in this process."""
+    from configs import smoke
+    from fmnist import experiment, train
+    from fmnist.errors import UserError
+
+    shutil.copytree(trained_smoke, tmp_path, dirs_exist_ok=True)
     trained_in = json.loads((tmp_path / "config.json").read_text())["resolved_precision"]
     before = _snapshot(tmp_path)
-    proc = run_main(*SHORT, f"--workdir={tmp_path}", "--config.precision=mixed_float16")
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    assert (f"fmnist: error: workdir {tmp_path} holds a run trained in {trained_in} (precision='auto'), this run "
-            f"resolves to mixed_float16; resume with --config.precision={trained_in}") in proc.stderr
+    config = smoke.get_config()
+    config.precision = "mixed_float16"
+    exp = experiment.build(config, str(tmp_path))
+    try:
+        with pytest.raises(UserError, match=re.escape(
+                f"workdir {tmp_path} holds a run trained in {trained_in} (precision='auto'), this run resolves to "
+                f"mixed_float16; resume with --config.precision={trained_in}")):
+            train.check_compatible(exp)
+    finally:
+        exp.checkpoints.close()
     assert _snapshot(tmp_path) == before
 
 
 def _snapshot(folder: Path) -> dict:
     return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def short_run(tmp_path_factory) -> Path:
-    """A finished 20-step run, copied by each test that must not change the original."""
-    workdir = tmp_path_factory.mktemp("short-run")
-    first = run_main(*SHORT, f"--workdir={workdir}", "--config.num_train_steps=20")
-    assert first.returncode == 0, first.stderr[-3000:]
-    return workdir
 
 
 def test_a_checkpoint_from_before_the_training_time_counter_resumes(tmp_path):
@@ -213,8 +232,8 @@ def test_a_checkpoint_from_before_the_training_time_counter_resumes(tmp_path):
     assert int(exp.step.numpy()) == 7 and float(exp.train_seconds.numpy()) == 0.0
 
 
-def test_incompatible_resume_is_refused_and_changes_nothing(short_run, tmp_path):
-    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
+def test_incompatible_resume_is_refused_and_changes_nothing(trained_smoke, tmp_path):
+    shutil.copytree(trained_smoke, tmp_path, dirs_exist_ok=True)
     before = _snapshot(tmp_path)
     proc = run_main(*SHORT, f"--workdir={tmp_path}", "--config.model=bn_cnn")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
@@ -229,13 +248,13 @@ def test_incompatible_resume_is_refused_and_changes_nothing(short_run, tmp_path)
     ("seed", 1, "holds a run with seed=0, this config has seed=1"),
     ("validation_size", 1000, "holds a run with validation_size=0, this config has validation_size=1000"),
 ])
-def test_each_state_key_is_checked_before_resuming(short_run, tmp_path, key, value, message):
+def test_each_state_key_is_checked_before_resuming(trained_smoke, tmp_path, key, value, message):
     """The check the command above runs (before any checkpoint is read), for the other keys, in this process."""
     from configs import smoke
     from fmnist import experiment, train
     from fmnist.errors import UserError
 
-    shutil.copytree(short_run, tmp_path, dirs_exist_ok=True)
+    shutil.copytree(trained_smoke, tmp_path, dirs_exist_ok=True)
     before = _snapshot(tmp_path)
     config = smoke.get_config()
     config[key] = value
@@ -249,11 +268,18 @@ def test_each_state_key_is_checked_before_resuming(short_run, tmp_path, key, val
 
 
 def test_unwritable_workdir_is_one_line(tmp_path):
+    """The UserError that fmnist.main prints as one line (exit 2, no traceback: the command-line path of
+    test_incompatible_resume_is_refused_and_changes_nothing), raised here before anything is written."""
+    from configs import smoke
+    from fmnist import experiment
+    from fmnist.errors import UserError
+
     (tmp_path / "file").write_text("not a folder")
-    proc = run_main(*SHORT, f"--workdir={tmp_path / 'file' / 'run'}")
-    assert proc.returncode == 2
-    assert "fmnist: error: workdir" in proc.stderr and "is not writable" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    workdir = tmp_path / "file" / "run"
+    with pytest.raises(UserError, match=rf"^workdir {re.escape(str(workdir))} is not writable \(.*\); pass a "
+                                        "writable --workdir$"):
+        experiment.build(smoke.get_config(), str(workdir))
+    assert [p.name for p in tmp_path.iterdir()] == ["file"] and (tmp_path / "file").read_text() == "not a folder"
 
 
 def test_single_process_strategies_handle_signals_themselves_and_restore_them():

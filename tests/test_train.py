@@ -61,21 +61,20 @@ def test_longer_run_resumes_where_it_stopped(smoke_run, tmp_path):
     assert evals[-1]["step"] == 240 and evals[-1]["train_time_s"] == r["train_time_s"]
 
 
-def test_eval_mode_evaluates_the_checkpoint_without_training(smoke_run):
-    workdir, _ = smoke_run
-    trained = read_results(workdir)
-    proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}", "--mode=eval", "--config.tta_flip=true",
-                    f"--config.num_train_steps={trained['steps']}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ev = json.loads((workdir / "eval_results.json").read_text())["test"]
-    assert ev["step"] == trained["steps"] and ev["count"] == 10000
-    assert ev["accuracy"] == pytest.approx(trained["eval_accuracy"], abs=1e-6)
-    assert 0.5 < ev["accuracy_tta"] < 1.0
+# --mode=eval on a finished run (its results, TTA): tests/test_console.py, whose --verbosity=1 evaluation of this
+# module's smoke run it is.
 
 
 def test_eval_mode_without_checkpoint_is_one_line(tmp_path):
-    proc = run_main("--config=configs/smoke.py", f"--workdir={tmp_path}", "--mode=eval")
-    assert proc.returncode == 2 and "has no checkpoint to evaluate" in proc.stderr
+    """What `--mode=eval` runs, in this process: a UserError, which every entry point prints as one line (exit 2)."""
+    from configs import smoke
+    from fmnist import train
+    from fmnist.errors import UserError
+
+    message = f"workdir {tmp_path} has no checkpoint to evaluate; train first"
+    with pytest.raises(UserError, match=f"^{re.escape(message)}"):
+        train.evaluate_only(smoke.get_config(), str(tmp_path))
+    assert not (tmp_path / "eval_results.json").exists()
 
 
 def test_target_accuracy_stops_at_the_first_evaluation_reaching_it(tmp_path):
