@@ -56,7 +56,7 @@ data: $(VENV)/.installed
 	  { $$SUDO apt-get update -q >/dev/null 2>&1 && $$SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null; } || \
 	  echo "Could not install dataset-fashion-mnist with apt; fmnist will try TFDS's download"; \
 	fi
-	$(BIN)/python -m fmnist.prepare_data
+	$(BIN)/python -m fmnist.data.prepare
 
 train: setup
 	$(BIN)/python -m fmnist.main --config=$(CONFIG) --workdir=$(WORKDIR) $(ARGS)

@@ -3,7 +3,7 @@
 Entry point: `python -m benchmarks.step_time` (what `make bench` runs); see benchmarks/README.md.
 """
 
-from fmnist import host
+from fmnist.runtime import host
 
 # Every benchmark measures what a run would get on this host, so it needs fmnist's oneDNN choice, which TensorFlow
 # reads once, when it is imported; several benchmark modules import TensorFlow at their top. Setting the default here,

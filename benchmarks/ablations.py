@@ -4,7 +4,7 @@
 
 Variants (each a bare compiled training loop: forward, backward, SGD update, `--steps` steps per call), for
 `--widths` resnet widths (depth 1):
-  resnet:W           fmnist's resnet, whose BatchNormalization runs TensorFlow's fused kernel (fmnist.layers)
+  resnet:W           fmnist's resnet, whose BatchNormalization runs TensorFlow's fused kernel (fmnist.models.layers)
   resnet:W/keras-bn  the same model with Keras 3's own BatchNormalization
 Rounds alternate the variants (rotating the order) so that drift hits all alike; prints the median examples/s of the
 rounds and the speed-up of the fused layer.
@@ -21,7 +21,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from benchmarks import common
-from fmnist import models
+from fmnist.models import models
 
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Batch.")
 _PRECISION = flags.DEFINE_string("precision", "mixed_bfloat16", "Keras dtype policy.")

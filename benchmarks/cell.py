@@ -1,10 +1,10 @@
 """One cell of the benchmark matrix, in its own process (logical CPU devices and multi-worker strategies can only be
 set before TensorFlow's runtime starts).
 
-It builds the run with `fmnist.experiment.build`, then times fmnist's own compiled loops: training (each loop call
-followed by a read of its metric sums, as `fmnist.train` does), evaluation on the test split, and the training input
-pipeline alone (batches drawn through the same distributed iterator, no model). Warm-up repetitions (the first one
-compiles) are discarded. The result is one protocol line (benchmarks.common).
+It builds the run with `fmnist.training.experiment.build`, then times fmnist's own compiled loops: training (each loop
+call followed by a read of its metric sums, as `fmnist.training.train` does), evaluation on the test split, and the
+training input pipeline alone (batches drawn through the same distributed iterator, no model). Warm-up repetitions (the
+first one compiles) are discarded. The result is one protocol line (benchmarks.common).
 
   python -m benchmarks.cell --spec='{"model": "seed_cnn", "batch_size": 128, "precision": "float32"}'
 """
@@ -75,7 +75,8 @@ def loop_sizes(steps: int, steps_per_loop: int) -> list[int]:
 
 
 def train_steps(exp, iterator, steps: int) -> dict:
-    """Runs `steps` training steps through fmnist's compiled loop, as fmnist.train does; returns the last sums."""
+    """Runs `steps` training steps through fmnist's compiled loop, as fmnist.training.train does; returns the last
+    sums."""
     import tensorflow as tf
 
     sums = {}
@@ -116,7 +117,8 @@ def pipeline_drain(exp):
 def measure(spec: CellSpec) -> dict:
     import tensorflow as tf
 
-    from fmnist import experiment, flops, models
+    from fmnist.models import flops, models
+    from fmnist.training import experiment
 
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as workdir:
         t0 = time.perf_counter()

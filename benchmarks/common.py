@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from fmnist import host
+from fmnist.runtime import host
 
 MARK = "@@bench "
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@
 Each worker sets up, runs one untimed warm-up chunk of `--steps` steps, says `ready`, then times one chunk per
 `{"op": "run"}` command on stdin, so that the parent can alternate contenders round by round.
 
-  fmnist          fmnist's compiled loop (fmnist.experiment) with configs/default.py: precision and XLA `auto`.
+  fmnist          fmnist's compiled loop (fmnist.training.experiment) with configs/default.py: precision and XLA `auto`.
   fmnist_float32  the same, forced to float32.
   keras_fit       the seed's way: model.compile(adam, sparse CE from logits, accuracy); model.fit on numpy arrays.
   torch_float32   PyTorch eager, float32.
@@ -37,7 +37,7 @@ def fmnist_chunk(args) -> tuple[Callable[[], None], dict]:
 
     from benchmarks.cell import train_steps
     from configs import default
-    from fmnist import experiment
+    from fmnist.training import experiment
 
     c = default.get_config()
     c.batch_size, c.data_dir = args.batch_size, args.data_dir
@@ -58,7 +58,8 @@ def fmnist_chunk(args) -> tuple[Callable[[], None], dict]:
 def keras_fit_chunk(args) -> tuple[Callable[[], None], dict]:
     import keras
 
-    from fmnist import dataset, models
+    from fmnist.data import dataset
+    from fmnist.models import models
 
     train = dataset.load(args.data_dir or None)[0]["train"]
     n = args.steps * args.batch_size

@@ -27,8 +27,8 @@ from absl import app, flags
 from benchmarks import common
 from benchmarks.cell import parse_model
 from benchmarks.peak import matmul_peak
-from fmnist import models
-from fmnist.precision import resolve_precision
+from fmnist.models import models
+from fmnist.runtime.precision import resolve_precision
 
 _MODEL = flags.DEFINE_string("model", "seed_cnn", "NAME or NAME:WIDTH:DEPTH.")
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Batch.")

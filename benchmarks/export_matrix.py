@@ -1,11 +1,11 @@
-"""Every model through every export format: a short real run of each model in fmnist.models.MODELS, exported as a
+"""Every model through every export format: a short real run of each model in fmnist.models.models.MODELS, exported as a
 SavedModel, LiteRT float32, LiteRT int8 and ONNX, each scored on the whole test split by the runtime it deploys on,
 beside the test accuracy and loss the run itself reported (results.json).
 
   python -m benchmarks.export_matrix [--models=NAME,...] [--root=DIR] [--data_dir=DIR] [--json]
 
-Each model trains here (`fmnist.train.train_and_evaluate`, in this process) with CASES: the config it is used with,
-shrunk to a few dozen steps and a small width (SHRINK), in float32 so that the run evaluates in its exports'
+Each model trains here (`fmnist.training.train.train_and_evaluate`, in this process) with CASES: the config it is used
+with, shrunk to a few dozen steps and a small width (SHRINK), in float32 so that the run evaluates in its exports'
 precision. Each run is then exported in this process as `python -m fmnist.export --format=all` would (all four
 formats; a process of its own would start TensorFlow again). The .tflite and .onnx files of all models are scored by
 one `benchmarks.exports` process that never imports TensorFlow; the SavedModels here, with TensorFlow (their
@@ -83,7 +83,7 @@ def config_of(model: str, data_dir: str = ""):
 
 def export_all(workdir: Path) -> str | None:
     """Exports `workdir` in every format under WORKDIR/export, in this process; None, or how it failed."""
-    from fmnist import export
+    from fmnist.export import formats as export
 
     try:
         export.export_all(workdir)
@@ -137,7 +137,7 @@ def run(models: list[str], root: Path, images, labels, data_dir: str = "") -> li
     export failed has records with only its `error`."""
     import numpy as np
 
-    from fmnist import train
+    from fmnist.training import train
 
     errors = {}
     for model in models:
@@ -183,7 +183,8 @@ def matrix(records: list[dict]) -> str:
 
 
 def main() -> None:
-    from fmnist import host, models
+    from fmnist.models import models
+    from fmnist.runtime import host
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(models.MODELS), help="Comma-separated names (default: all).")
@@ -197,7 +198,7 @@ def main() -> None:
         parser.error(f"unknown model {unknown[0]!r}; choose from {', '.join(models.MODELS)}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     host.configure()  # As fmnist.main: this process (training and exporting) runs as users' runs do.
-    from fmnist import dataset
+    from fmnist.data import dataset
 
     test = dataset.load(args.data_dir or None)[0]["test"]
     start = time.perf_counter()

@@ -10,7 +10,7 @@ version folder or an export root; TensorFlow, its serving_default signature). Fo
 - latency: median (and 90th percentile) of --calls calls on one image (batch 1), each a different test image, after
   --warmup calls, timed around the runtime's call alone (LiteRT: set_tensor, invoke, get_tensor).
 --test_data is an .npz with `images` uint8 [N,28,28,1] and `labels`; without it the test split comes from
-fmnist.dataset, which imports TensorFlow. Each record says whether TensorFlow was imported by then: with .tflite
+fmnist.data.dataset, which imports TensorFlow. Each record says whether TensorFlow was imported by then: with .tflite
 and .onnx models and --test_data it is not, so the figures are the deploy runtimes' alone.
 """
 
@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from fmnist import console, runtimes
 from fmnist.errors import UserError, exit_on_user_error
+from fmnist.predict import runtimes
+from fmnist.runtime import console
 
 _TEST_DATA = flags.DEFINE_string("test_data", None, "An .npz with images uint8 [N,28,28,1] and labels [N]; default "
-                                 "the Fashion-MNIST test split (fmnist.dataset, imports TensorFlow).")
+                                 "the Fashion-MNIST test split (fmnist.data.dataset, imports TensorFlow).")
 _CALLS = flags.DEFINE_integer("calls", 200, "Timed single-image calls per model.", lower_bound=1)
 _WARMUP = flags.DEFINE_integer("warmup", 20, "Untimed single-image calls before them.", lower_bound=0)
 _BATCH = flags.DEFINE_integer("batch_size", 1000, "Batch size of the accuracy pass.", lower_bound=1)
@@ -40,7 +41,7 @@ _JSON = flags.DEFINE_bool("json", False, "One JSON record per model instead of a
 
 def load_test_data(path: str | None) -> tuple[np.ndarray, np.ndarray]:
     if path is None:
-        from fmnist import dataset
+        from fmnist.data import dataset
 
         test = dataset.load()[0]["test"]
         return test.images, test.labels
@@ -53,7 +54,7 @@ def load_test_data(path: str | None) -> tuple[np.ndarray, np.ndarray]:
 
 def saved_model_classifier(path: str):
     """The SavedModel's serving_default as a runtimes.PixelClassifier (uint8 [N,28,28,1] -> probabilities)."""
-    from fmnist.predict import resolve_model_dir
+    from fmnist.predict.classify import resolve_model_dir
 
     folder = resolve_model_dir(path)
     import tensorflow as tf

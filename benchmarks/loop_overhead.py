@@ -16,7 +16,10 @@ import tensorflow as tf
 from absl import app, flags
 
 from configs import default
-from fmnist import dataset, experiment, input_pipeline, models
+from fmnist.data import dataset
+from fmnist.data import pipeline as input_pipeline
+from fmnist.models import models
+from fmnist.training import experiment
 
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Global batch.")
 _SPL = flags.DEFINE_integer("steps_per_loop", 50, "Steps per compiled call.")

@@ -2,7 +2,7 @@
 
   python -m benchmarks.op_profile [--model=seed_cnn] [--batch_size=128] [--precision=auto] [--steps=100] [--top=15]
 
-Builds the run with `fmnist.experiment.build` (configs/default.py plus the flags), warms up, traces `--steps`
+Builds the run with `fmnist.training.experiment.build` (configs/default.py plus the flags), warms up, traces `--steps`
 training steps with `tf.profiler.experimental`, and reads the trace (XSpace protobuf) directly, so TensorBoard's
 profile plugin is not needed. Prints op time per step by op type and by op (summed over the executor's threads, so
 with inter-op parallelism it can exceed the wall time), and the wall time per step of the traced steps.
@@ -59,7 +59,7 @@ def main(argv: list[str]) -> None:
     import tensorflow as tf
 
     from configs import default
-    from fmnist import experiment
+    from fmnist.training import experiment
 
     c = default.get_config()
     c.model, c.model_width, c.model_depth = parse_model(_MODEL.value)

@@ -29,9 +29,9 @@ from absl import app, flags, logging
 
 from benchmarks import common, contenders, report
 from benchmarks.cell import CellSpec
-from fmnist import host
-from fmnist.precision import PRECISIONS, normalize_jit
-from fmnist.storage import write_json_atomic
+from fmnist.runtime import host
+from fmnist.runtime.precision import PRECISIONS, normalize_jit
+from fmnist.workdir.storage import write_json_atomic
 
 TRAIN_EXAMPLES = 60000
 

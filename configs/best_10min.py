@@ -2,7 +2,7 @@
 
   python -m fmnist.main --config=configs/best_10min.py --workdir=runs/best_10min [--config.seed=1]
 
-fast_cnn (fmnist/models.py) with widths 32, 64, 128: 391,850 parameters, 15.5 MFLOP per image forward, 5.7-5.9k
+fast_cnn (fmnist/models/models.py) with widths 32, 64, 128: 391,850 parameters, 15.5 MFLOP per image forward, 5.7-5.9k
 examples/s. Everything else is configs/best.py's (SGD Nesterov one-cycle, batch 256, weight decay 5e-4, label
 smoothing 0.1, EMA 0.998, crop and flip, flip TTA reported beside). Measured 2026-11-25 on this project's 2-core CPU
 (mixed_bfloat16), at commit 3a70187 as `configs/best.py --config.model=fast_cnn --config.model_width=32

@@ -14,17 +14,18 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
 
     # What to train.
-    c.model = "seed_cnn"          # seed_cnn | bn_cnn | fast_cnn | resnet | airbench (fmnist/models.py).
+    c.model = "seed_cnn"          # seed_cnn | bn_cnn | fast_cnn | resnet | airbench (fmnist/models/models.py).
     c.model_width = 0             # Base width of models that have one (0 = the model's own default).
     c.model_depth = 0             # Blocks per stage for models that have one (0 = the model's own default).
     c.dropout = 0.0
-    # The airbench family only (fmnist.models.airbench; configs/airbench.py):
+    # The airbench family only (fmnist.models.models.airbench; configs/airbench.py):
     c.whitening_patch = 4         # 2 | 4: patch size of its frozen whitening convolution (2*p*p filters).
     c.activation = "gelu"         # gelu | relu.
     c.logit_scale = 1.0           # Multiplies the logits (airbench: 1/9).
     c.batchnorm_scale = True      # False: BatchNorm without its scale (gamma), as airbench.
     c.batchnorm_momentum = 0.9    # Keras momentum of BatchNorm's moving statistics (airbench: 0.4, PyTorch's 0.6).
-    # Any model with such a layer (named 'whiten'): its kernel, from seeded training images (fmnist/whitening.py).
+    # Any model with such a layer (named 'whiten'): its kernel, from seeded training images
+    # (fmnist/models/whitening.py).
     c.whitening_eps = 5e-4        # Added to the patch covariance's eigenvalues before 1/sqrt.
     c.dirac_init = False          # Identity init of the first min(in, out) filters of every trainable convolution.
 
@@ -44,7 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.label_smoothing = 0.0
     c.ema_decay = 0.0             # >0: evaluate and export an exponential moving average of the weights (e.g. 0.999).
     c.lookahead_every = 0         # >0: every this many steps, average the weights into a slow copy and continue
-    #                               from it (fmnist/lookahead.py).
+    #                               from it (fmnist/training/lookahead.py).
     c.lookahead_decay = 0.95 ** 5  # Decay of that slow copy per sync (lookahead_every > 0).
     c.seed = 0
 
@@ -64,8 +65,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.validation_size = 0         # Examples held out of the train split (seeded) for model selection.
     c.validation_seed = -1        # Seed of that hold-out (-1: seed). launch.sweep pins it for a whole study.
     c.tta_flip = False            # Also report accuracy with test-time flip averaging (beside the plain figure).
-    c.tta_multiview = False       # Also report accuracy_tta_multiview: flip x 1-pixel shifts, 6 views (fmnist/tta.py).
-    # Augmentation of training batches (fmnist/augment.py), seeded per step, so resumed runs are bit-exact.
+    c.tta_multiview = False       # Also report accuracy_tta_multiview: flip x 1-pixel shifts, 6 views
+                                  # (fmnist/training/tta.py).
+    # Augmentation of training batches (fmnist/data/augment.py), seeded per step, so resumed runs are bit-exact.
     c.augment_crop_padding = 0    # >0: random translation by up to this many pixels (zero-pad and crop).
     c.augment_flip = False        # Random left-right mirror per example.
     c.augment_flip_alternate = False  # With augment_flip: airbench's derandomised flip (each image mirrored in
@@ -86,7 +88,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.deterministic = False       # Op determinism: a killed and resumed run ends bit-identical to an unbroken one.
     c.nan_max_retries = 3         # Non-finite loss or state: roll back to the last checkpoint, lower the rate, retry.
     c.nan_lr_factor = 0.5         # Learning-rate multiplier applied at each such retry (retry k: factor^k).
-    c.fault_nan_at_step = -1      # Testing aid (fmnist/faults.py): poison this step (0-based) ...
+    c.fault_nan_at_step = -1      # Testing aid (fmnist/training/faults.py): poison this step (0-based) ...
     c.fault_nan_in = "loss"       # ... in: loss (the step's) | optimizer (a slot) | batchnorm (a moving variance) |
     #                               ema | lookahead (an average); the states at the end of the step's inner loop ...
     c.fault_nan_replica = -1      # ... on this replica only (-1: on every replica) ...

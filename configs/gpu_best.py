@@ -3,7 +3,7 @@
   python -m fmnist.main --config=configs/gpu_best.py --workdir=runs/gpu_best
 
 NOT RUN HERE: this machine has no GPU (one epoch of this model would take about an hour on its 2-core CPU).
-Compute, counted (`fmnist.flops.forward_flops_per_example` on resnet width 64, depth 4: 5,884,746 parameters,
+Compute, counted (`fmnist.models.flops.forward_flops_per_example` on resnet width 64, depth 4: 5,884,746 parameters,
 1.337 GFLOP forward per image): 3 x 1.337 GFLOP x 60,000 x 200 epochs = 48 PFLOP of training, 144x configs/best.py's
 0.33 PFLOP. Expected figure, derived, not measured: configs/best.py's recipe (the same crop/flip, one-cycle SGD, EMA,
 label smoothing) measured 94.41% at 0.33 PFLOP (mean of 2 seeds) and every larger model or longer run of it here

@@ -15,8 +15,8 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
-from fmnist import console, host
 from fmnist.errors import EXIT_USER_ERROR, exit_on_user_error
+from fmnist.runtime import console, host
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, TensorBoard logs and results.json go.")
@@ -81,7 +81,7 @@ def main(argv: list[str]) -> None:
         return
     console.configure()  # Only fmnist's lines unless --verbosity>=1: set before TensorFlow is imported.
     host.configure()  # oneDNN per host: read once, when TensorFlow is imported.
-    from fmnist import train  # Imported here so that flag errors come before TensorFlow starts.
+    from fmnist.training import train  # Imported here so that flag errors come before TensorFlow starts.
 
     if _MODE.value == "eval":
         train.evaluate_only(_CONFIG.value, _WORKDIR.value)
@@ -91,7 +91,8 @@ def main(argv: list[str]) -> None:
 
 def show_config() -> None:
     """Prints the config after the overrides, once config_validation accepts it; TensorFlow is never loaded."""
-    from fmnist import config_help, config_validation
+    from fmnist.config import show as config_help
+    from fmnist.config import validation as config_validation
 
     config_validation.validate(_CONFIG.value)
     overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]

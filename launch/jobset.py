@@ -8,7 +8,7 @@
 One replicated Job, `node`, of N indexed pods (parallelism = completions = N), as Kubeflow Trainer v2 lays out its
 trainer (launch.trainer writes this same template into a TrainingRuntime). Each pod gets JOBSET_NAME,
 REPLICATED_JOB_NAME, JOB_INDEX and REPLICATED_JOB_REPLICAS from JobSet's labels by the downward API,
-JOB_COMPLETION_INDEX from the Job's annotation, and FMNIST_PODS_PER_JOB=N; fmnist.jobset_env turns them into
+JOB_COMPLETION_INDEX from the Job's annotation, and FMNIST_PODS_PER_JOB=N; fmnist.runtime.jobset_env turns them into
 TF_CONFIG (hosts `NAME-node-0-I.NAME:2222`, worker 0 the chief). A pod that fails fails its Job (backoffLimit 0),
 and JobSet restarts every pod (failurePolicy.maxRestarts), since a lone restarted worker cannot rejoin the
 collectives; all resume from the chief's last checkpoint. fmnist's own verdicts (exit 2 bad input, 3 training
@@ -30,12 +30,12 @@ API_VERSION = "jobset.x-k8s.io/v1alpha2"
 INSTALL = "kubectl apply --server-side -f https://github.com/kubernetes-sigs/jobset/releases/download/v0.12.0/manifests.yaml"
 REPLICATED_JOB = "node"   # Kubeflow Trainer v2's name for the trainer's Job and container (pkg/constants: Node).
 CONTAINER = "node"
-PORT = 2222               # fmnist.jobset_env.PORT (launch imports no fmnist module).
+PORT = 2222               # fmnist.runtime.jobset_env.PORT (launch imports no fmnist module).
 MAX_RESTARTS = 3
 FINAL_EXIT_CODES = [2, 3, 4]  # fmnist: bad input, training diverged, workdir taken over: restarting cannot help.
 JOBSET_LABEL = "jobset.sigs.k8s.io/"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
-# Each variable fmnist.jobset_env reads, and the pod label or annotation the downward API copies it from.
+# Each variable fmnist.runtime.jobset_env reads, and the pod label or annotation the downward API copies it from.
 FIELDS = {
     "JOBSET_NAME": f"metadata.labels['{JOBSET_LABEL}jobset-name']",
     "REPLICATED_JOB_NAME": f"metadata.labels['{JOBSET_LABEL}replicatedjob-name']",

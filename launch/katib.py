@@ -7,7 +7,7 @@
   kubectl apply -f experiment.yaml
 
 Objective: maximise `validation_accuracy`. Metrics: Katib's StdOut collector, which parses `NAME=VALUE` from the
-trial container's output; fmnist logs `validation_accuracy=0.901234` at every evaluation (fmnist/train.py,
+trial container's output; fmnist logs `validation_accuracy=0.901234` at every evaluation (fmnist/training/train.py,
 record_evaluation), so median stopping sees every evaluation, as launch.sweep's pruner does. Trials run with
 `--config.evaluate_test=false` (they never see the test split); re-train or evaluate the winner on the test split
 afterwards. FMNIST_ARGS may not set a key the experiment sets (evaluate_test, the swept and fixed keys: change those

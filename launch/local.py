@@ -10,7 +10,8 @@ out of memory, and NCCL refuses two ranks on one GPU. --gpus_per_worker=0 (the d
 Each worker runs `python -m fmnist.main ARGS` with its own TF_CONFIG naming all N workers on free localhost ports;
 worker 0 is the chief. With --cluster_env=jobset the workers get no TF_CONFIG but exactly the environment a pod of
 launch.jobset's (or launch.trainer's) manifest gets from JobSet, plus the test hook FMNIST_JOBSET_LOOPBACK, which
-maps each pod's host name to one of those ports on 127.0.0.1: fmnist builds TF_CONFIG itself (fmnist.jobset_env).
+maps each pod's host name to one of those ports on 127.0.0.1: fmnist builds TF_CONFIG itself
+(fmnist.runtime.jobset_env).
 
 Worker output (stdout and stderr merged) is streamed live, each line prefixed `[worker i] `;
 the launcher's own lines start with `[launch] ` and include every worker's pid.
@@ -57,7 +58,7 @@ LEASE_LOST = 4  # fmnist.errors.LeaseLost.exit_code: another run took the workdi
 LOWEST_PORT = 15000
 CLUSTER_ENVS = ("tf_config", "jobset")
 JOBSET_NAME = "fmnist"  # The JobSet (or TrainJob) the workers play the pods of.
-LOOPBACK_VAR = "FMNIST_JOBSET_LOOPBACK"  # fmnist.jobset_env's test hook: HOST=PORT,... to 127.0.0.1:PORT.
+LOOPBACK_VAR = "FMNIST_JOBSET_LOOPBACK"  # fmnist.runtime.jobset_env's test hook: HOST=PORT,... to 127.0.0.1:PORT.
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:

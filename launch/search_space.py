@@ -151,7 +151,8 @@ def _as_json(name: str, value):
 
 
 def _hold_out_seed(config: dict) -> int:
-    """The seed of the validation hold-out (fmnist.experiment.hold_out_seed, not imported: it loads TensorFlow)."""
+    """The seed of the validation hold-out (fmnist.training.experiment.hold_out_seed, not imported: it loads
+    TensorFlow)."""
     return config["seed"] if config.get("validation_seed", -1) < 0 else config["validation_seed"]
 
 

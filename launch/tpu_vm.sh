@@ -132,7 +132,7 @@ on_vm "sudo apt-get -qq update && sudo apt-get -qq install -y python3-venv \
 && pip install -q tensorflow-tpu==$(q "$TF_TPU_VERSION") -f $LIBTPU_INDEX \
 && pip install -q --no-deps -e $(q "$REMOTE_DIR") \
 && pip install -q \"tensorflow-datasets>=4.9.10,<5\" \"importlib_resources>=6\" \"absl-py>=2.1,<3\" \
-\"ml-collections>=1.0,<2\" \"pillow>=10\" && cd $(q "$REMOTE_DIR") && python -m fmnist.prepare_data"
+\"ml-collections>=1.0,<2\" \"pillow>=10\" && cd $(q "$REMOTE_DIR") && python -m fmnist.data.prepare"
 
 # A gs:// workdir is written directly (fmnist writes through tf.io.gfile); any other is relative to the VM's home.
 if [[ "$WORKDIR" == *://* ]]; then vm_workdir="$(q "$WORKDIR")"; else vm_workdir="\$HOME/$(q "$WORKDIR")"; fi

@@ -14,7 +14,7 @@ TF_CONFIG built in the pod. The file is a v1 List of two objects:
   or service account, and the failure policy;
 - a TrainJob NAME that runs it: trainer.numNodes = N (Trainer sets the Job's parallelism and completions to it),
   FMNIST_PODS_PER_JOB = N in trainer.env, the image, the fmnist command, and GPUs in resourcesPerNode.
-Each pod builds its TF_CONFIG (fmnist.jobset_env): the JobSet is named after the TrainJob, so the workers are
+Each pod builds its TF_CONFIG (fmnist.runtime.jobset_env): the JobSet is named after the TrainJob, so the workers are
 NAME-node-0-I.NAME:2222, worker 0 the chief.
 """
 

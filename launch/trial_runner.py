@@ -38,7 +38,7 @@ from launch import sweep_shared
 from launch.search_space import ROOT, SearchSpace, format_value
 from launch.sweep_study import INTERRUPTED, SURPLUS, within_budget
 
-TRAIN_EXAMPLES = 60000  # Fashion-MNIST's train split (fmnist.config_validation, not imported: it loads Keras).
+TRAIN_EXAMPLES = 60000  # Fashion-MNIST's train split (fmnist.config.validation, not imported: it loads Keras).
 POLL_S = 0.5
 SAME_TRIAL = ("overrides", "config_hash")  # What trial.json must match for a result to be reused (not the path).
 STOP_TIMEOUT_S = 120.0  # SIGKILL a trial that has not stopped this long after SIGTERM (launch.sweep --stop_timeout).

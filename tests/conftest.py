@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(ROOT))
-from fmnist import host  # noqa: E402 - needs the path; imports no TensorFlow.
+from fmnist.runtime import host  # noqa: E402 - needs the path; imports no TensorFlow.
 
 host.configure()  # As fmnist.main does: this process and every subprocess the tests start run as users' runs do.
 
@@ -39,7 +39,7 @@ def _fresh_collective_keys():
 
 @pytest.fixture(scope="session")
 def splits():
-    from fmnist import dataset
+    from fmnist.data import dataset
 
     return dataset.load()
 
@@ -81,7 +81,7 @@ def exported_files(trained_smoke) -> dict[str, Path]:
     """The smoke run exported as {'litert': .tflite, 'litert_int8': .tflite, 'onnx': .onnx}, in process, once for
     all pytest-xdist workers (under a file lock, as `trained_smoke`). fmnist.export's own checks run each file with
     its runtime before renaming it into place, so a file that exists is complete."""
-    from fmnist import export
+    from fmnist.export import formats as export
 
     out = trained_smoke.with_name("smoke-run-files")
     files = {"litert": out / "model.tflite", "litert_int8": out / "model_int8.tflite", "onnx": out / "model.onnx"}

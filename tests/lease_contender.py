@@ -20,7 +20,7 @@ def play(root: str | Path, rounds: int, period_s: float, start: float) -> tuple[
     cores start within microseconds of each other), and tries to take the lease of ROOT/r. Returns the lines
     (`r won` or `r lost: REASON`) and the leases won, still held."""
     from fmnist.errors import UserError
-    from fmnist.workdir_lock import WorkdirLock
+    from fmnist.workdir.lease import WorkdirLock
 
     lines, held = [], []
     for r in range(rounds):
@@ -41,7 +41,7 @@ def play(root: str | Path, rounds: int, period_s: float, start: float) -> tuple[
 
 def main(root: str, rounds: int, period_s: float) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import fmnist.workdir_lock  # noqa: F401 - imported (with TensorFlow) before the start time is agreed.
+    import fmnist.workdir.lease  # noqa: F401 - imported (with TensorFlow) before the start time is agreed.
 
     print("ready", flush=True)
     lines, held = play(root, rounds, period_s, float(sys.stdin.readline()))

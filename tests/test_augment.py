@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fmnist import augment
+from fmnist.data import augment
 
 ALL_ON = {"crop_padding": 3, "flip": True, "erasing": 0.5}
 OFF = {"crop_padding": 0, "flip": False, "erasing": 0.0}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import common, report
-from fmnist import host
+from fmnist.runtime import host
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--steps=3", "--repeats=2", "--warmup=1", "--batch_sizes=32", "--precisions=float32", "--jit_compile=false",
@@ -65,7 +65,7 @@ def test_torch_contender_is_the_seed_cnn(splits):
     import torch
 
     from benchmarks import contenders
-    from fmnist import models
+    from fmnist.models import models
 
     keras_model = models.build("seed_cnn", dtype="float32")
     k1, b1, k2, b2, k3, b3, k4, b4 = (w.numpy() for w in keras_model.weights)
@@ -105,7 +105,7 @@ def test_forward_flops_counts_the_seed_cnn():
     per pooling-window element of each pooled output."""
     import math
 
-    from fmnist import flops, models
+    from fmnist.models import flops, models
 
     model = models.build("seed_cnn")
     macs = biases = pooling = 0

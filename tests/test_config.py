@@ -4,7 +4,7 @@ import pytest
 from conftest import run_main
 
 from configs import default
-from fmnist import config_validation
+from fmnist.config import validation as config_validation
 from fmnist.errors import ConfigError
 
 BAD_VALUES = [

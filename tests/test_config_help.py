@@ -7,7 +7,9 @@ import sys
 
 from conftest import ROOT, run_main
 
-from fmnist import choices, config_help, models
+from fmnist.config import choices
+from fmnist.config import show as config_help
+from fmnist.models import models
 
 
 def _trailing_comments() -> dict[str, str]:
@@ -35,7 +37,7 @@ def test_show_config_prints_every_key_with_its_value_default_and_comment():
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time")}
-    assert {"fmnist.config_validation", "fmnist.config_help", "configs.default"} <= imported
+    assert {"fmnist.config.validation", "fmnist.config.show", "configs.default"} <= imported
     assert not {"tensorflow", "keras"} & imported  # Checked and printed without loading TensorFlow.
     lines = {m.group(1): m for m in re.finditer(r"^(\w+) = (.+?)(?:\s+# (.*))?$", proc.stdout, re.M)}
     config, defaults = cpu.get_config(), default.get_config()

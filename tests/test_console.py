@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, read_results, smoke_console
 
-from fmnist import console, console_relay
+from fmnist.runtime import console, console_relay
 
 # absl's prefix: severity, date, time, thread, file:line] -- the file must be one of fmnist's.
 ABSL_LINE = re.compile(r"^[IWE]\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ (?P<file>[\w.]+):\d+\] (?P<message>.*)$")
@@ -185,8 +185,8 @@ def test_litert_leaves_file_descriptor_2_alone(exported_files):
     code = textwrap.dedent("""
         import os, sys, threading
         import numpy as np
-        from fmnist import console
-        from fmnist.runtime_litert import LiteRTClassifier
+        from fmnist.runtime import console
+        from fmnist.predict.runtime_litert import LiteRTClassifier
         console.configure(verbose=False)
         fd2 = os.fstat(2)
         swapped = []

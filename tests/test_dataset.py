@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmnist import dataset, input_pipeline
+from fmnist.data import dataset
+from fmnist.data import pipeline as input_pipeline
 from fmnist.errors import DataError
 
 

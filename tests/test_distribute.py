@@ -7,9 +7,11 @@ import pytest
 import tensorflow as tf
 
 from configs import smoke
-from fmnist import experiment, faults, models, strategy, train
-from fmnist.ema import tf_variable
 from fmnist.errors import ConfigError
+from fmnist.models import models
+from fmnist.runtime import strategy
+from fmnist.training import experiment, faults, train
+from fmnist.training.ema import tf_variable
 
 # Global relative L2 distance allowed between 1 and 2 replicas after 4 SGD steps. Float32 round-off (sums in
 # another order) stays below 2e-5 for every model here; getting the sharding or BatchNorm statistics wrong (each
@@ -122,7 +124,7 @@ def test_nonfinite_weights_are_unhealthy_even_with_a_finite_loss(tmp_path):
 
 def test_nan_in_replica_1s_copy_of_any_state_is_unhealthy(tmp_path):
     """A NaN in replica 1's copy alone of an optimizer slot, a BatchNorm moving variance, an EMA or a lookahead
-    average (fmnist.faults' targets; no loss or weight shows it): the check on replica 1 finds it, counted once
+    average (fmnist.training.faults' targets; no loss or weight shows it): the check on replica 1 finds it, counted once
     (replica 0's copies are finite), so the loop is unhealthy and is never checkpointed. In turn, on one run."""
     config = _config(model="bn_cnn", strategy="mirrored", num_cpu_devices=2, lookahead_every=2, num_train_steps=2,
                      fault_nan_replica=1)

@@ -7,7 +7,7 @@ import tensorflow as tf
 from conftest import read_results, run_main
 
 from configs import smoke
-from fmnist import experiment
+from fmnist.training import experiment
 
 EMA_ARGS = ["--config=configs/smoke.py", "--config.ema_decay=0.99", "--config.model=bn_cnn", "--config.model_width=8",
             "--config.model_depth=1", "--config.num_train_steps=60", "--config.steps_per_loop=20",
@@ -38,7 +38,8 @@ def test_run_resume_eval_and_export_use_the_average(tmp_path):
     """A run of 40 steps (the command), resumed to 60, evaluated and exported (here: the resume, evaluation and
     export that fmnist.main and fmnist.export run, in this process, where the evaluation sees the numbers the
     resumed run saw)."""
-    from fmnist import export, train
+    from fmnist.export import formats as export
+    from fmnist.training import train
 
     first = run_main(*EMA_ARGS, f"--workdir={tmp_path}", "--config.num_train_steps=40")
     assert first.returncode == 0, first.stderr[-3000:]

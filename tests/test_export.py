@@ -16,9 +16,9 @@ import tensorflow as tf
 from conftest import run_module
 from PIL import Image
 
-from fmnist import export
+from fmnist.data.pipeline import normalize
 from fmnist.errors import UserError
-from fmnist.input_pipeline import normalize
+from fmnist.export import formats as export
 
 
 def png(array: np.ndarray) -> bytes:

@@ -11,7 +11,11 @@ import pytest
 
 from benchmarks import export_matrix
 from configs import airbench
-from fmnist import dataset, experiment, export, file_export, models
+from fmnist.data import dataset
+from fmnist.export import file_export
+from fmnist.export import formats as export
+from fmnist.models import models
+from fmnist.training import experiment
 
 # Airbench variants whose rebuild differs from the builder's defaults: configs/airbench.py as is (no BatchNorm
 # scale, logits x 1/9), logit_scale alone (an export that drops it still fits the checkpoint: only its
@@ -46,7 +50,7 @@ def test_the_export_rebuilds_the_model_training_built(tmp_path, splits, variant)
     model, _, _ = export.load_model(tmp_path)
     np.testing.assert_allclose(file_export.reference_probabilities(model, images), trained, atol=1e-6)
     if variant == "logit_scale only":  # Through a real file, run by its deploy runtime.
-        from fmnist import runtimes
+        from fmnist.predict import runtimes
 
         path = export.export(tmp_path, tmp_path / "model.onnx", format="onnx")
         np.testing.assert_allclose(runtimes.load(path)(images), trained, atol=1e-5)
@@ -56,7 +60,7 @@ def test_the_export_rebuilds_the_model_training_built(tmp_path, splits, variant)
 def exported(tmp_path_factory, splits) -> dict[tuple[str, str], dict]:
     """benchmarks.export_matrix's records of every model, keyed by (model, format). The runs name their data dir
     (the real one) in their config, and train and export with TFDS_DATA_DIR pointing where no dataset can be (and
-    fmnist.dataset's in-process cache emptied): the int8 calibration must read the run's data_dir."""
+    fmnist.data.dataset's in-process cache emptied): the int8 calibration must read the run's data_dir."""
     root = tmp_path_factory.mktemp("every-model")
     (root / "a_file").write_text("")
     test = splits[0]["test"]

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from conftest import run_module
 
-from fmnist import export, file_export
 from fmnist.errors import UserError
-from fmnist.runtimes import INSTALL_HINT
+from fmnist.export import file_export
+from fmnist.export import formats as export
+from fmnist.predict.runtimes import INSTALL_HINT
 
 
 def test_files_and_the_int8_graph(exported_files):

@@ -7,8 +7,8 @@ import sys
 
 from conftest import ROOT
 
-from fmnist import host
-from fmnist.precision import resolve_precision
+from fmnist.runtime import host
+from fmnist.runtime.precision import resolve_precision
 
 AVX2 = "fpu sse2 avx avx2 fma bmi2"  # AMD EPYC Zen 3 (the AVX2 row of BUILD.md)
 AVX512 = AVX2 + " avx512f avx512dq avx512bw avx512vl"  # Skylake-SP: AVX-512, no VNNI or BF16

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fmnist import images, models
-from fmnist.export import CLASS_NAMES
+from fmnist.export.formats import CLASS_NAMES
+from fmnist.models import models
+from fmnist.training import images
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from fmnist import jobset_env
 from fmnist.errors import ConfigError
+from fmnist.runtime import jobset_env
 from launch import jobset, kubernetes, local, pods, pvc, trainer
 
 

@@ -266,7 +266,7 @@ def test_ctrl_c_while_the_workers_start_ends_them_quietly(tmp_path):
 def test_a_chief_that_loses_the_workdir_lease_stops_every_worker_at_one_step(tmp_path):
     """Only the chief holds the lease. When another run takes it, the chief's finding reaches every worker at the same
     loop boundary (a worker left alone would hang in the next collective): all stop there, writing nothing more."""
-    from fmnist.workdir_lock import pid_space
+    from fmnist.workdir.lease import pid_space
 
     workdir = tmp_path / "run"
     run = Running(launcher_cmd(workdir, *PREEMPT_ARGS[:-1]))

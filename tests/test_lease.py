@@ -18,7 +18,7 @@ import pytest
 from conftest import ROOT
 
 from fmnist.errors import UserError
-from fmnist.workdir_lock import WorkdirLock, pid_space
+from fmnist.workdir.lease import WorkdirLock, pid_space
 
 CONTENDER = Path(__file__).with_name("lease_contender.py")
 HOST = socket.gethostname()

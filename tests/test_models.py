@@ -6,8 +6,9 @@ import pytest
 import tensorflow as tf
 
 from configs import smoke
-from fmnist import experiment, models
-from fmnist.layers import BatchNormalization
+from fmnist.models import models
+from fmnist.models.layers import BatchNormalization
+from fmnist.training import experiment
 
 
 @pytest.mark.parametrize("name", sorted(models.MODELS))
@@ -75,7 +76,7 @@ def test_fast_cnn_pools_before_normalizing(depth):
 
 def test_flop_count_failure_costs_no_results(monkeypatch):
     """The count uses TensorFlow's private profiler APIs: if they break, the run keeps its results (no FLOPs)."""
-    from fmnist import flops
+    from fmnist.models import flops
 
     model = models.build("seed_cnn")
     assert flops.forward_flops_or_none(model) == 5_319_626

@@ -3,7 +3,7 @@
 import pytest
 
 from configs import default
-from fmnist import optimizer as fo
+from fmnist.training import optimizer as fo
 
 
 def test_onecycle_rises_then_falls():

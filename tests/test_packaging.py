@@ -25,7 +25,7 @@ def test_the_wheel_installs_fmnist_only_with_its_license(tmp_path):
     [wheel] = (tmp_path / "dist").glob("fmnist-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {"fmnist"}
-    assert "fmnist/main.py" in names and "fmnist/config_help.py" in names
+    assert "fmnist/main.py" in names and "fmnist/config/show.py" in names
     [license_file] = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
     text = zipfile.ZipFile(wheel).read(license_file).decode()
     assert "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text

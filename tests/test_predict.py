@@ -20,9 +20,10 @@ import tensorflow as tf
 from conftest import ROOT
 from PIL import Image
 
-from fmnist import export, predict
+from fmnist.data.pipeline import normalize
 from fmnist.errors import UserError
-from fmnist.input_pipeline import normalize
+from fmnist.export import formats as export
+from fmnist.predict import classify as predict
 
 UP = np.ones((4, 4), np.uint8)
 

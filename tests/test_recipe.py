@@ -6,8 +6,11 @@ import pytest
 import tensorflow as tf
 
 from configs import airbench
-from fmnist import augment, experiment, images, initializers, input_pipeline, optimizer, tta, whitening
-from fmnist.dataset import Split
+from fmnist.data import augment
+from fmnist.data import pipeline as input_pipeline
+from fmnist.data.dataset import Split
+from fmnist.models import initializers, whitening
+from fmnist.training import experiment, images, optimizer, tta
 
 
 def test_whitening_makes_training_patches_white(splits):
@@ -130,7 +133,7 @@ def test_bn_bias_lr_scale_multiplies_only_batchnorm_bias_gradients(tmp_path):
 
 @pytest.mark.parametrize("scale", [True, False])
 def test_fused_batchnorm_without_scale_matches_keras(scale):
-    from fmnist.layers import BatchNormalization
+    from fmnist.models.layers import BatchNormalization
 
     x = tf.constant(np.random.default_rng(0).normal(2.0, 3.0, (16, 5, 5, 4)).astype("float32"))
     ours, theirs = BatchNormalization(scale=scale), keras.layers.BatchNormalization(scale=scale)
@@ -141,10 +144,10 @@ def test_fused_batchnorm_without_scale_matches_keras(scale):
 
 
 def test_training_examples_picture_takes_the_alternating_flip_without_translation(tmp_path):
-    """TensorBoard's picture of the first training batch (fmnist.train, before any step) with the alternating flip
-    and no crop: its first 32 images mirrored as the pipeline mirrors them in that epoch."""
+    """TensorBoard's picture of the first training batch (fmnist.training.train, before any step) with the alternating
+    flip and no crop: its first 32 images mirrored as the pipeline mirrors them in that epoch."""
     from configs import smoke
-    from fmnist import metrics, train
+    from fmnist.training import metrics, train
 
     c = smoke.get_config()
     c.model, c.model_width, c.batch_size, c.precision = "fast_cnn", 8, 64, "float32"

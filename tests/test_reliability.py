@@ -175,7 +175,7 @@ def test_float16_skip_is_not_a_rollback_and_resume_keeps_the_loss_scale(tmp_path
     assert _loss_scale(tmp_path, 20) == 2.0**14
     # The resume, as the command with --config.num_train_steps=40 runs it, in this process.
     from configs import smoke
-    from fmnist import train
+    from fmnist.training import train
 
     config = smoke.get_config()
     config.update(num_train_steps=40, eval_every_steps=60, checkpoint_every_steps=20, precision="mixed_float16",
@@ -189,8 +189,8 @@ def test_resume_on_a_host_that_resolves_another_precision_is_refused(trained_smo
     naming what to pass, and nothing changed. The check test_incompatible_resume_is_refused_and_changes_nothing
     runs through the command line, here in this process."""
     from configs import smoke
-    from fmnist import experiment, train
     from fmnist.errors import UserError
+    from fmnist.training import experiment, train
 
     shutil.copytree(trained_smoke, tmp_path, dirs_exist_ok=True)
     trained_in = json.loads((tmp_path / "config.json").read_text())["resolved_precision"]
@@ -218,7 +218,7 @@ def test_a_checkpoint_from_before_the_training_time_counter_resumes(tmp_path):
     import tensorflow as tf
 
     from configs import smoke
-    from fmnist import experiment
+    from fmnist.training import experiment
 
     exp = experiment.build(smoke.get_config(), str(tmp_path))
     exp.step.assign(7)
@@ -251,8 +251,8 @@ def test_incompatible_resume_is_refused_and_changes_nothing(trained_smoke, tmp_p
 def test_each_state_key_is_checked_before_resuming(trained_smoke, tmp_path, key, value, message):
     """The check the command above runs (before any checkpoint is read), for the other keys, in this process."""
     from configs import smoke
-    from fmnist import experiment, train
     from fmnist.errors import UserError
+    from fmnist.training import experiment, train
 
     shutil.copytree(trained_smoke, tmp_path, dirs_exist_ok=True)
     before = _snapshot(tmp_path)
@@ -271,8 +271,8 @@ def test_unwritable_workdir_is_one_line(tmp_path):
     """The UserError that fmnist.main prints as one line (exit 2, no traceback: the command-line path of
     test_incompatible_resume_is_refused_and_changes_nothing), raised here before anything is written."""
     from configs import smoke
-    from fmnist import experiment
     from fmnist.errors import UserError
+    from fmnist.training import experiment
 
     (tmp_path / "file").write_text("not a folder")
     workdir = tmp_path / "file" / "run"
@@ -286,8 +286,8 @@ def test_single_process_strategies_handle_signals_themselves_and_restore_them():
     """No PreemptionCheckpointHandler outside multi_worker/tpu: fmnist's StopRequest owns SIGTERM and SIGINT."""
     import tensorflow as tf
 
-    from fmnist.preemption import Preemption
-    from fmnist.strategy import Runtime
+    from fmnist.runtime.strategy import Runtime
+    from fmnist.workdir.preemption import Preemption
 
     signals = (signal.SIGTERM, signal.SIGINT)
     before = {s: signal.getsignal(s) for s in signals}

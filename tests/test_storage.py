@@ -12,9 +12,10 @@ import pytest
 import tensorflow as tf
 
 from configs import smoke
-from fmnist import experiment, storage, train
 from fmnist.errors import UserError
-from fmnist.workdir_lock import WorkdirLock
+from fmnist.training import experiment, train
+from fmnist.workdir import storage
+from fmnist.workdir.lease import WorkdirLock
 
 
 def _ram_root() -> str:

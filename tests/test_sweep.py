@@ -100,7 +100,7 @@ def test_every_trial_ranks_on_one_hold_out_whatever_it_sweeps():
     training only; a run outside a sweep keeps the hold-out it always had (validation_seed -1: seed)."""
     from ml_collections import ConfigDict
 
-    from fmnist.experiment import hold_out_seed
+    from fmnist.training.experiment import hold_out_seed
 
     base = search_space.load_base_config("configs/smoke.py") | {"seed": 5}
     space = search_space.check({"parameters": {"seed": [0, 1], "learning_rate": [1e-3, 2e-3]},

@@ -68,8 +68,8 @@ def test_longer_run_resumes_where_it_stopped(smoke_run, tmp_path):
 def test_eval_mode_without_checkpoint_is_one_line(tmp_path):
     """What `--mode=eval` runs, in this process: a UserError, which every entry point prints as one line (exit 2)."""
     from configs import smoke
-    from fmnist import train
     from fmnist.errors import UserError
+    from fmnist.training import train
 
     message = f"workdir {tmp_path} has no checkpoint to evaluate; train first"
     with pytest.raises(UserError, match=f"^{re.escape(message)}"):
