@@ -85,8 +85,8 @@ def markdown(results: dict) -> str:
              for c in ok]) + [""]
         c = ok[0]
         lines += [f"FLOPs per training example = 3 x forward ({c['model']}: {c['forward_flops_per_example']:,} "
-                  "forward, counted by fmnist.models.flops); % of peak is against the matmul peak of the cell's compute "
-                  "dtype.", ""]
+                  "forward, counted by fmnist.models.flops); % of peak is against the matmul peak of the cell's "
+                  "compute dtype.", ""]
     for c in cells:
         if "error" in c:
             lines += [f"- FAILED `{c['label']}`: {c['error'].splitlines()[0]}"]

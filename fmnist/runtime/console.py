@@ -44,7 +44,7 @@ RELAY = Path(__file__).with_name("console_relay.py")
 # subprocess that outlives the command keeps it alive, then it goes on without being waited for).
 RELAY_DRAIN_S = 5.0
 # The repository's packages: log records from files under these folders are fmnist's own lines.
-_ROOT = Path(__file__).resolve().parents[1]
+_ROOT = Path(__file__).resolve().parents[2]
 OWN_PACKAGES = tuple(str(_ROOT / name) + os.sep for name in ("fmnist", "launch", "benchmarks", "configs"))
 
 
