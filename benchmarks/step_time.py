@@ -29,8 +29,8 @@ from absl import app, flags, logging
 
 from benchmarks import common, contenders, report
 from benchmarks.cell import CellSpec
+from fmnist.config.choices import PRECISIONS, normalize_jit
 from fmnist.runtime import host
-from fmnist.runtime.precision import PRECISIONS, normalize_jit
 from fmnist.workdir.storage import write_json_atomic
 
 TRAIN_EXAMPLES = 60000

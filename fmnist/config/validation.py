@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 from fmnist.config import choices
+from fmnist.config.choices import JIT_VALUES, PRECISIONS, normalize_jit
 from fmnist.errors import ConfigError
-from fmnist.runtime.precision import JIT_VALUES, PRECISIONS, normalize_jit
 
 TRAIN_EXAMPLES = 60000
 OPTIMIZERS = ("adam", "adamw", "sgd", "muon")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
+from fmnist.config.choices import normalize_jit
 from fmnist.runtime import host
-
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-JIT_VALUES = ("auto", "true", "false")
 
 
 def resolve_precision(precision: str, device_type: str) -> str:
@@ -17,14 +15,6 @@ def resolve_precision(precision: str, device_type: str) -> str:
     if device_type == "GPU":
         return "mixed_float16"
     return "mixed_bfloat16" if host.native_bf16() else "float32"
-
-
-def normalize_jit(value: str | bool) -> str:
-    """Config value (bool or string, as overrides arrive) to one of JIT_VALUES; ValueError otherwise."""
-    text = str(value).strip().lower()
-    if text not in JIT_VALUES:
-        raise ValueError(value)
-    return text
 
 
 def resolve_jit_compile(value: str | bool, device_type: str) -> bool:
