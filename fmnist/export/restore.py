@@ -56,11 +56,11 @@ def restore_weights(model, path: str, weights: str = "model") -> None:
     """Restores `weights` of checkpoint `path` into float32 `model`; refuses a checkpoint that does not fit."""
     import tensorflow as tf
 
-    from fmnist.training import ema
+    from fmnist.workdir.checkpoint import restore_ema
 
     try:
         if weights == "ema":
-            ema.restore_into(model, path)
+            restore_ema(model, path)
         else:
             tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:

@@ -5,6 +5,7 @@ is self-consistent. The decay warms up as min(decay, (1 + t) / (10 + t)), t coun
 one included), so early averages are not dominated by the random initialisation. The update runs in replica
 context after each optimizer step, as the optimizer's own updates do (`maybe_merge_call`, then `extended.update`:
 each device averages its own copy, no communication), so it works under every strategy the training loop runs on.
+Where checkpoints keep the averages, and how an export reads them back, is fmnist.workdir.checkpoint's.
 """
 
 from __future__ import annotations
@@ -15,17 +16,12 @@ from collections.abc import Iterator
 import keras
 import tensorflow as tf
 
+from fmnist.workdir.checkpoint import ema_holder
+
 
 def tf_variable(v):
     """The tf.Variable behind a Keras variable (tf.distribute's APIs take tf.Variables); others unchanged."""
     return v.value if isinstance(v, keras.Variable) else v
-
-
-def _holder(averages: list[tf.Variable]) -> tf.Module:
-    """What checkpoints hold under `ema`: the list of averages, in `model.weights` order."""
-    module = tf.Module(name="ema")
-    module.averages = averages
-    return module
 
 
 class WeightAverage:
@@ -35,7 +31,7 @@ class WeightAverage:
         self.decay, self._model, self._iterations = decay, model, iterations
         self.averages = [tf.Variable(tf_variable(w).read_value(), trainable=False, name=f"ema_{w.name}")
                          for w in model.weights]
-        self.checkpointable = _holder(self.averages)
+        self.checkpointable = ema_holder(self.averages)
 
     def update(self) -> None:
         """In replica context, after the optimizer's update."""
@@ -62,10 +58,3 @@ class WeightAverage:
             yield
         finally:
             self._model.set_weights(own)
-
-
-def restore_into(model: keras.Model, path: str) -> None:
-    """Loads the averaged weights of checkpoint `path` into `model` (for export); raises what restore raises."""
-    averages = [tf.Variable(tf.zeros(w.shape, w.dtype), trainable=False) for w in model.weights]
-    tf.train.Checkpoint(ema=_holder(averages)).restore(path).expect_partial().assert_existing_objects_matched()
-    model.set_weights([a.numpy() for a in averages])

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 from absl import logging
 
 from fmnist.errors import UserError
+
+if TYPE_CHECKING:
+    import keras
 from fmnist.workdir import storage
 
 # Objects that checkpoints gained later: an older checkpoint lacks them, and restores without them.
@@ -70,3 +74,17 @@ class Checkpoints:
     def close(self) -> None:
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def ema_holder(averages: list[tf.Variable]) -> tf.Module:
+    """What checkpoints hold under `ema`: the weight averages (fmnist.training.ema), in `model.weights` order."""
+    module = tf.Module(name="ema")
+    module.averages = averages
+    return module
+
+
+def restore_ema(model: keras.Model, path: str) -> None:
+    """Loads the averaged weights of checkpoint `path` into `model` (for export); raises what restore raises."""
+    averages = [tf.Variable(tf.zeros(w.shape, w.dtype), trainable=False) for w in model.weights]
+    tf.train.Checkpoint(ema=ema_holder(averages)).restore(path).expect_partial().assert_existing_objects_matched()
+    model.set_weights([a.numpy() for a in averages])
