@@ -1,4 +1,8 @@
-"""User-facing errors: one line that says what is wrong and how to fix it."""
+"""User-facing errors: one line that says what is wrong and how to fix it. Every subpackage raises them, so
+this module stays a leaf.
+
+Never imports: tensorflow, keras, fmnist.
+"""
 
 from __future__ import annotations
 
