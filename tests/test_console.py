@@ -85,7 +85,7 @@ def test_a_default_run_prints_only_fmnists_lines_and_verbosity_shows_the_rest(tr
     assert smoke_console(trained_smoke).with_suffix(".stdout").read_text() == ""
     quiet = smoke_console(trained_smoke).read_text()
     lines = quiet.splitlines()
-    own_files = {p.name for p in (ROOT / "fmnist").glob("*.py")}
+    own_files = {p.name for p in (ROOT / "fmnist").rglob("*.py")}
     for line in lines:
         m = ABSL_LINE.match(line)
         assert m and m["file"] in own_files, f"not one of fmnist's lines: {line!r}\n{quiet}"
