@@ -30,13 +30,19 @@ flags.register_multi_flags_validator(
 HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort", "--helpfull", "-helpfull")
 
 
-def print_help(full: bool) -> None:
-    """The usage (this module's docstring) and the flags, on stdout: help is an answer, so it exits 0."""
-    print(__doc__.strip(), end="\n\n")
+def help_text(full: bool) -> str:
+    """The usage (this module's docstring) and the flags: help is an answer, printed on stdout with exit code 0."""
     text = flags.FLAGS.get_help() if full else flags.FLAGS.module_help(sys.modules[__name__])
-    print(text.replace(f"{__name__}:", "fmnist.main:", 1))
-    if not full:
-        print("\nAll flags (absl's and TensorFlow's too): --helpfull")
+    more = "" if full else "\n\nAll flags (absl's and TensorFlow's too): --helpfull"
+    return f"{__doc__.strip()}\n\n{text.replace(f'{__name__}:', 'fmnist.main:', 1)}{more}"
+
+
+def to_stdout(text: str) -> None:
+    """Prints `text`; a reader that closed the pipe early (`| head`) has seen enough: no BrokenPipeError."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def configs_importable(argv: list[str]) -> None:
@@ -55,7 +61,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     configs_importable(argv)
     asked = [a.split("=")[0] for a in argv[1:] if a.split("=")[0] in HELP_FLAGS]
     if asked:
-        print_help(full=any(a.endswith("helpfull") for a in asked))
+        to_stdout(help_text(full=any(a.endswith("helpfull") for a in asked)))
         sys.exit(0)
     try:
         args = flags.FLAGS(argv)
@@ -97,10 +103,7 @@ def show_config() -> None:
     config_validation.validate(_CONFIG.value)
     overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
     source = " ".join([flags.FLAGS["config"].serialize().split("=", 1)[1], *overrides])
-    try:
-        print(config_help.render(_CONFIG.value, source), flush=True)
-    except BrokenPipeError:  # `| head`: the reader has seen enough.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    to_stdout(config_help.render(_CONFIG.value, source))
 
 
 if __name__ == "__main__":

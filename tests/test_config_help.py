@@ -1,10 +1,12 @@
 """`--mode=show_config` and `--help` as a user runs them (real subprocesses), and the comment reader on its own."""
 
 import ast
+import os
 import re
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT, run_main
 
 from fmnist.config import choices
@@ -26,6 +28,17 @@ def test_help_names_show_config_and_exits_0():
     proc = run_main("--help")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "--mode=show_config" in proc.stdout and "--config" in proc.stdout and "--workdir" in proc.stdout
+
+
+@pytest.mark.parametrize("args", [["--helpfull"], ["--config=configs/cpu.py", "--mode=show_config"]])
+def test_a_reader_that_stopped_reading_gets_no_traceback(args):
+    """`... | head -1`, where head has already exited when fmnist writes: the text is dropped quietly, exit 0."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # The reader is gone before the writer starts: every write meets a closed pipe.
+    proc = subprocess.run([sys.executable, "-m", "fmnist.main", *args], cwd=ROOT, stdout=write_end,
+                          stderr=subprocess.PIPE, text=True, timeout=120)
+    os.close(write_end)
+    assert (proc.returncode, proc.stderr) == (0, "")
 
 
 def test_show_config_prints_every_key_with_its_value_default_and_comment():
