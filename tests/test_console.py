@@ -160,7 +160,7 @@ def test_ctrl_c_to_the_process_group_leaves_the_relay_to_show_the_last_lines(tmp
 def test_probing_for_tensorflow_before_importing_it_keeps_the_filter(tmp_path):
     """etils.epath asks importlib.util.find_spec("tensorflow") whether TensorFlow is installed, before importing it."""
     env = _stand_in_tensorflow(tmp_path, f"os.write(2, {LOAD_NOISE.encode()!r})")
-    code = ("from fmnist import console; console.configure(verbose=False); "
+    code = ("from fmnist.runtime import console; console.configure(verbose=False); "
             "from etils import epath; epath.Path('.').exists(); import tensorflow")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
@@ -168,7 +168,7 @@ def test_probing_for_tensorflow_before_importing_it_keeps_the_filter(tmp_path):
 
 def test_a_cpp_error_line_reaches_a_quiet_console():
     """A real TensorFlow op logging at C++ ERROR level (PrintV2 to LOG(ERROR)), after a real, quiet import."""
-    code = ("from fmnist import console; console.configure(verbose=False); import tensorflow as tf; "
+    code = ("from fmnist.runtime import console; console.configure(verbose=False); import tensorflow as tf; "
             "tf.print('fmnist test: an ERROR line', output_stream=tf.compat.v1.logging.error)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env=_user_env())
