@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -380,26 +381,27 @@ def test_sigkill_of_a_worker_stops_the_launcher_within_the_bound_and_relaunch_eq
     np.testing.assert_array_equal(_checkpoint_state(unbroken), _checkpoint_state(killed))
 
 
-def test_workers_resuming_a_single_process_run_roll_back_past_a_nan(tmp_path):
+def test_workers_resuming_a_single_process_run_roll_back_past_a_nan(trained_smoke, tmp_path):
     """The preemption handler (multi_worker only) adds a variable to the checkpoint after the resume: a rollback to
-    the single-process run's checkpoint, which lacks it, must still restore it. The NaN is in worker 1's copy of an
-    optimizer slot alone, twice: both workers see it, roll back, and retry at 0.5 then 0.25 of the rate together."""
-    args = ["--config=configs/smoke.py", f"--workdir={tmp_path}", "--config.steps_per_loop=20",
-            "--config.eval_every_steps=40", "--config.checkpoint_every_steps=40"]
-    single = subprocess.run([sys.executable, "-m", "fmnist.main", *args, "--config.num_train_steps=40"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
-    assert single.returncode == 0, single.stderr[-3000:]
-    workers = _launch(tmp_path, "--config.num_train_steps=80", "--config.fault_nan_at_step=45",
-                      "--config.fault_nan_in=optimizer", "--config.fault_nan_replica=1", "--config.fault_nan_repeats=2")
+    the single-process run's checkpoint (the session's smoke run, 200 steps), which lacks it, must still restore it.
+    The NaN is in worker 1's copy of an optimizer slot alone, twice: both workers see it, roll back, and retry at 0.5
+    then 0.25 of the rate together."""
+    workdir = tmp_path / "run"
+    shutil.copytree(trained_smoke, workdir)
+    workers = subprocess.run(launcher_cmd(workdir, "--config.num_train_steps=240", "--config.fault_nan_at_step=205",
+                                          "--config.fault_nan_in=optimizer", "--config.fault_nan_replica=1",
+                                          "--config.fault_nan_repeats=2"),
+                             cwd=ROOT, capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert workers.returncode == 0, workers.stdout[-4000:]
     for worker in (0, 1):
-        scales = re.findall(rf"^\[worker {worker}\] .*Non-finite state in steps 41-60: rolled back to step 40, "
+        scales = re.findall(rf"^\[worker {worker}\] .*Non-finite state in steps 201-220: rolled back to step 200, "
                             r"learning rate x([0-9.]+)", workers.stdout, re.M)
         assert scales == ["0.5", "0.25"], workers.stdout[-4000:]
     prints = FINGERPRINT.findall(workers.stdout)
     assert len(prints) == 2 and len({fp for _, _, fp in prints}) == 1, prints
-    r = json.loads((tmp_path / "results.json").read_text())
-    assert (r["strategy"], r["start_step"], r["steps"], r["nan_retries"]) == ("multi_worker", 40, 80, 2), r
+    r = json.loads((workdir / "results.json").read_text())
+    assert (r["strategy"], r["start_step"], r["steps"], r["nan_retries"]) == ("multi_worker", 200, 240, 2), r
     assert r["lr_scale"] == 0.25 and r["train_time_s"] > r["train_time_this_process_s"] > 0, r
 
 
