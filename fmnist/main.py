@@ -82,6 +82,9 @@ def parse_flags(argv: list[str]) -> list[str]:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from fmnist.config import validation as config_validation
+
+    config_validation.validate(_CONFIG.value)  # A bad value is one line before TensorFlow starts (seconds sooner).
     if _MODE.value == "show_config":
         show_config()
         return
@@ -96,11 +99,9 @@ def main(argv: list[str]) -> None:
 
 
 def show_config() -> None:
-    """Prints the config after the overrides, once config_validation accepts it; TensorFlow is never loaded."""
+    """Prints the config after the overrides (main validated it); TensorFlow is never loaded."""
     from fmnist.config import show as config_help
-    from fmnist.config import validation as config_validation
 
-    config_validation.validate(_CONFIG.value)
     overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
     source = " ".join([flags.FLAGS["config"].serialize().split("=", 1)[1], *overrides])
     to_stdout(config_help.render(_CONFIG.value, source))

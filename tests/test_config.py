@@ -72,10 +72,14 @@ def test_default_configs_are_valid():
     (["--config.model=vgg"], "fmnist: error: config.model='vgg' is not one of"),
 ])
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path, args, message):
+    """Every error is one line and leaves no workdir; those the config alone shows come before TensorFlow starts
+    (only the device count needs it)."""
     workdir = tmp_path / "run"
-    proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}", *args)
+    proc = run_main("--config=configs/smoke.py", f"--workdir={workdir}", *args, env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("fmnist: error:")]
     assert len(errors) == 1 and errors[0].startswith(message), proc.stderr[-2000:]
     assert not workdir.exists()
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time")}
+    assert ("tensorflow" in imported) == ("strategy" in message), sorted(imported)[:20]
