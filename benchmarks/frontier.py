@@ -193,8 +193,8 @@ def chart(points: list[Point], path: Path) -> None:
         y, right = 100 * p.mean, p.tflop > middle  # Labels of the right half go to the left of their point.
         err = [[y - 100 * min(p.accuracies)], [100 * max(p.accuracies) - y]]
         ax.errorbar([p.tflop], [y], yerr=err, fmt="s" if p.split == "validation" else "o", capsize=4)
-        ax.annotate(f"{_name(p, mixed)} (n={len(p.runs)})", (p.tflop, y), xytext=(-6 if right else 6, 4),
-                    textcoords="offset points", ha="right" if right else "left", fontsize=7)
+        ax.annotate(f"{_name(p, mixed)}: {y:.2f}% (n={len(p.runs)})", (p.tflop, y), xytext=(-6 if right else 6, 4),
+                    textcoords="offset points", ha="right" if right else "left", fontsize=8)
     best, front = -1.0, []
     for p in points:  # By compute: a point is on the frontier when nothing cheaper is as accurate.
         if p.mean > best:
