@@ -129,9 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = pods.parser(PROG, USAGE, __doc__, "JobSet name (pods are NAME-node-0-I, in the headless service NAME)")
     a = p.parse_args(own)
     try:
-        manifest = jobset(name=a.name, image=pods.image(a), workers=a.workers, gpus_per_worker=a.gpus_per_worker,
-                          config=a.config, workdir=a.workdir, pvc=a.pvc, mount_path=a.mount_path,
-                          namespace=a.namespace, service_account=a.service_account, extra_args=extra)
+        manifest = jobset(**pods.common(a), extra_args=extra)
     except ValueError as e:
         p.error(str(e))
     write_manifest(manifest, a.output)

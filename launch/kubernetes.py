@@ -82,10 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "fmnist's user errors (exit 2)")
     a = p.parse_args(own)
     try:
-        manifest = tfjob(name=a.name, image=pods.image(a), workers=a.workers, gpus_per_worker=a.gpus_per_worker,
-                         config=a.config, workdir=a.workdir, pvc=a.pvc, mount_path=a.mount_path,
-                         namespace=a.namespace, restart_policy=a.restart_policy, service_account=a.service_account,
-                         extra_args=extra)
+        manifest = tfjob(**pods.common(a), restart_policy=a.restart_policy, extra_args=extra)
     except ValueError as e:
         p.error(str(e))
     write_manifest(manifest, a.output)

@@ -148,3 +148,10 @@ def parser(prog: str, usage: str, description: str, name_help: str) -> Parser:
 
 def image(args: argparse.Namespace) -> str:
     return args.image or default_image(args.gpus_per_worker, args.registry)
+
+
+def common(args: argparse.Namespace) -> dict:
+    """The manifest builders' keyword arguments from the flags `parser` defines (the image resolved)."""
+    return dict(name=args.name, image=image(args), workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+                config=args.config, workdir=args.workdir, pvc=args.pvc, mount_path=args.mount_path,
+                namespace=args.namespace, service_account=args.service_account)

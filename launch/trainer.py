@@ -83,10 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="write a ClusterTrainingRuntime (cluster-wide) instead of a namespaced TrainingRuntime")
     a = p.parse_args(own)
     try:
-        manifest = manifests(name=a.name, image=pods.image(a), workers=a.workers, gpus_per_worker=a.gpus_per_worker,
-                             config=a.config, workdir=a.workdir, pvc=a.pvc, mount_path=a.mount_path,
-                             namespace=a.namespace, runtime_name=a.runtime, cluster_runtime=a.cluster_runtime,
-                             service_account=a.service_account, extra_args=extra)
+        manifest = manifests(**pods.common(a), runtime_name=a.runtime, cluster_runtime=a.cluster_runtime,
+                             extra_args=extra)
     except ValueError as e:
         p.error(str(e))
     write_manifest(manifest, a.output)
