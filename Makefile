@@ -47,14 +47,18 @@ $(VENV)/.installed: setup.cfg pyproject.toml $(if $(VENV_BROKEN),venv-check)
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
+# Shell commands that install Debian package $(1) with apt (as root, or with password-less sudo), running apt-get
+# update only if the first try fails; when both fail they say so and go on with $(2).
+apt_install = SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo "sudo -n" ); \
+	  echo "Installing Debian's $(1)"; \
+	  $$SUDO apt-get install -y -q $(1) >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null 2>&1 && $$SUDO apt-get install -y -q $(1) >/dev/null; } || \
+	  echo "Could not install $(1) with apt; $(2)"
+
 # Installs Debian's dataset-fashion-mnist when no local IDX files are found and apt can run, then prepares TFDS.
 data: $(VENV)/.installed
 	@if [ -z "$$FASHION_MNIST_DIR" ] && [ ! -f $(DEBIAN_DATA)/t10k-labels-idx1-ubyte.gz ] && command -v apt-get >/dev/null; then \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo "sudo -n" ); \
-	  echo "Installing Debian's dataset-fashion-mnist"; \
-	  $$SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
-	  { $$SUDO apt-get update -q >/dev/null 2>&1 && $$SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null; } || \
-	  echo "Could not install dataset-fashion-mnist with apt; fmnist will try TFDS's download"; \
+	  $(call apt_install,dataset-fashion-mnist,fmnist will try TFDS's download); \
 	fi
 	$(BIN)/python -m fmnist.data.prepare
 
@@ -65,11 +69,7 @@ train: setup
 # installed when no pg_ctl is found and apt can run.
 postgresql:
 	@if ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && command -v apt-get >/dev/null; then \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo "sudo -n" ); \
-	  echo "Installing Debian's postgresql (the sweep test's server)"; \
-	  $$SUDO apt-get install -y -q postgresql >/dev/null 2>&1 || \
-	  { $$SUDO apt-get update -q >/dev/null 2>&1 && $$SUDO apt-get install -y -q postgresql >/dev/null; } || \
-	  echo "Could not install postgresql with apt: tests/test_sweep_shared.py will say what is missing"; \
+	  $(call apt_install,postgresql,tests/test_sweep_shared.py will say what is missing); \
 	fi
 
 test: setup postgresql $(VENV)/.bench-installed $(VENV)/.launch-installed
