@@ -35,6 +35,12 @@ def launcher_cmd(workdir: Path, *fmnist_args: str, workers: int = 2, grace: floa
             "--config=configs/smoke.py", f"--workdir={workdir}", *fmnist_args]
 
 
+def finished(cmd: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """Runs a launcher command to its end, its output captured, with the console quiet as the tests' launchers run."""
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
 class Running:
     """A launcher process whose output lines (its workers' too, stderr included) are collected by a thread, so a test
     can wait for a given line. It leads its own process group, as a terminal's foreground job does."""
@@ -117,8 +123,7 @@ RECIPE_RUN = (*RECIPE, "--config.num_train_steps=100", "--config.steps_per_loop=
 def unbroken(tmp_path_factory) -> Path:
     """RECIPE_RUN on 2 workers, never interrupted: what every interrupted and resumed run must end bit-identical to."""
     workdir = tmp_path_factory.mktemp("unbroken") / "run"
-    proc = subprocess.run(launcher_cmd(workdir, *RECIPE_RUN), cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    proc = finished(launcher_cmd(workdir, *RECIPE_RUN))
     assert proc.returncode == 0, proc.stdout[-4000:]
     return workdir
 
@@ -144,8 +149,7 @@ def test_two_workers_train_as_one_process_and_only_the_chief_writes(tmp_path):
     workdir = tmp_path / "run"
     cmd = launcher_cmd(workdir, *args)
     cmd.insert(cmd.index("--"), "--cluster_env=jobset")
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    proc = finished(cmd)
     out = proc.stdout
     assert proc.returncode == 0, out[-4000:] + proc.stderr[-2000:]
     assert "[launch] all workers succeeded" in out
@@ -180,8 +184,7 @@ def test_two_workers_train_as_one_process_and_only_the_chief_writes(tmp_path):
 
 def test_a_bad_config_fails_fast_with_the_workers_error(tmp_path):
     started = time.monotonic()
-    proc = subprocess.run(launcher_cmd(tmp_path / "run", "--config.batch_size=-1"), cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    proc = finished(launcher_cmd(tmp_path / "run", "--config.batch_size=-1"), timeout=120)
     assert proc.returncode == 2, proc.stdout[-4000:]
     assert re.search(r"^\[worker [01]\] fmnist: error: config\.batch_size=-1 must be >= 1$", proc.stdout, re.M), \
         proc.stdout[-4000:]
@@ -244,8 +247,7 @@ def test_sigterm_to_one_worker_then_ctrl_c_twice_each_checkpoint_every_worker_an
     assert stops == {0: ("SIGTERM", second), 1: ("SIGTERM", second)} and first < second < 100, stops
     assert len(re.findall(rf"^\[worker [01]\] .*Resumed from .*/ckpt-{first}$", run.output, re.M)) == 2
 
-    again = subprocess.run(launcher_cmd(workdir, *RECIPE_RUN), cwd=ROOT, capture_output=True, text=True,
-                           timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    again = finished(launcher_cmd(workdir, *RECIPE_RUN))
     assert again.returncode == 0, again.stdout[-4000:]
     assert len(re.findall(rf"^\[worker [01]\] .*Resumed from .*/ckpt-{second}$", again.stdout, re.M)) == 2
     a, b = (json.loads((d / "results.json").read_text()) for d in (unbroken, workdir))
@@ -318,10 +320,8 @@ def test_free_ports_are_distinct_and_bindable():
 
 
 def _launch(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(launcher_cmd(workdir, "--config.steps_per_loop=20", "--config.eval_every_steps=40",
-                                       "--config.checkpoint_every_steps=40", *args),
-                          cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return finished(launcher_cmd(workdir, "--config.steps_per_loop=20", "--config.eval_every_steps=40",
+                                 "--config.checkpoint_every_steps=40", *args))
 
 
 def test_two_workers_train_with_float16_and_xla(tmp_path):
@@ -370,8 +370,7 @@ def test_sigkill_of_a_worker_stops_the_launcher_within_the_bound_and_relaunch_eq
     assert "[launch] worker 1 was killed by SIGKILL; stopping the other workers" in run.output, run.output[-4000:]
     assert not _alive(pids[0]), "worker 0 outlived the launcher"
     assert _latest_step(killed) == 20
-    resumed = subprocess.run(launcher_cmd(killed, *RECIPE_RUN), cwd=ROOT, capture_output=True, text=True,
-                             timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    resumed = finished(launcher_cmd(killed, *RECIPE_RUN))
     assert resumed.returncode == 0, resumed.stdout[-4000:]
     assert re.search(r"^\[worker 1\] .*Resumed from .*ckpt-20$", resumed.stdout, re.M), resumed.stdout[-4000:]
     a, b = (json.loads((d / "results.json").read_text()) for d in (unbroken, killed))
@@ -388,11 +387,9 @@ def test_workers_resuming_a_single_process_run_roll_back_past_a_nan(trained_smok
     then 0.25 of the rate together."""
     workdir = tmp_path / "run"
     shutil.copytree(trained_smoke, workdir)
-    workers = subprocess.run(launcher_cmd(workdir, "--config.num_train_steps=240", "--config.fault_nan_at_step=205",
-                                          "--config.fault_nan_in=optimizer", "--config.fault_nan_replica=1",
-                                          "--config.fault_nan_repeats=2"),
-                             cwd=ROOT, capture_output=True, text=True, timeout=300,
-                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    workers = finished(launcher_cmd(workdir, "--config.num_train_steps=240", "--config.fault_nan_at_step=205",
+                                    "--config.fault_nan_in=optimizer", "--config.fault_nan_replica=1",
+                                    "--config.fault_nan_repeats=2"))
     assert workers.returncode == 0, workers.stdout[-4000:]
     for worker in (0, 1):
         scales = re.findall(rf"^\[worker {worker}\] .*Non-finite state in steps 201-220: rolled back to step 200, "
