@@ -106,5 +106,10 @@ def run_main(*args: str, env: dict | None = None, timeout: int = 600) -> subproc
     return run_module("fmnist.main", *args, env=env, timeout=timeout)
 
 
+def imported_modules(stderr: str) -> set[str]:
+    """The modules a process run with `-X importtime` (or PYTHONPROFILEIMPORTTIME=1) imported, from its stderr."""
+    return {line.rsplit("|", 1)[-1].strip() for line in stderr.splitlines() if line.startswith("import time")}
+
+
 def read_results(workdir: Path) -> dict:
     return json.loads((workdir / "results.json").read_text())

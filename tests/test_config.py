@@ -1,7 +1,7 @@
 """Config validation: every bad key or value is one line, exit code 2, no traceback, nothing written."""
 
 import pytest
-from conftest import run_main
+from conftest import imported_modules, run_main
 
 from configs import default
 from fmnist.config import validation as config_validation
@@ -81,5 +81,5 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path, args, message):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("fmnist: error:")]
     assert len(errors) == 1 and errors[0].startswith(message), proc.stderr[-2000:]
     assert not workdir.exists()
-    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time")}
+    imported = imported_modules(proc.stderr)
     assert ("tensorflow" in imported) == ("strategy" in message), sorted(imported)[:20]

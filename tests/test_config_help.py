@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, run_main
+from conftest import ROOT, imported_modules, run_main
 
 from fmnist.config import choices
 from fmnist.config import show as config_help
@@ -49,7 +49,7 @@ def test_show_config_prints_every_key_with_its_value_default_and_comment():
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
-    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time")}
+    imported = imported_modules(proc.stderr)
     assert {"fmnist.config.validation", "fmnist.config.show", "configs.default"} <= imported
     assert not {"tensorflow", "keras"} & imported  # Checked and printed without loading TensorFlow.
     lines = {m.group(1): m for m in re.finditer(r"^(\w+) = (.+?)(?:\s+# (.*))?$", proc.stdout, re.M)}
