@@ -210,3 +210,29 @@ def test_kfe_usage_errors_are_one_line(tmp_path):
                           text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert f"{tmp_path / 'results.json'} is not a finished run's results (JSONDecodeError" in proc.stderr
+
+
+def test_step_variants_models_compute_the_same_gradients():
+    """benchmarks.step_variants times one model under several variants: each must be the seed CNN, with the
+    gradients of the default one (channels_first and the in-order backward pass change how, not what)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from benchmarks import step_variants
+
+    x = tf.random.stateless_uniform([4, 28, 28, 1], seed=[1, 2])
+    y = tf.constant([0, 3, 5, 9])
+    base = step_variants._model("default", "float32")
+
+    def grads(model):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, model(x, training=True)))
+        return [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
+
+    want = grads(base)
+    assert base.count_params() == 225_034  # The seed CNN's count (fmnist.models.models.seed_cnn).
+    for variant in ("channels_first", "backward_in_order"):
+        model = step_variants._model(variant, "float32")
+        model.set_weights(base.get_weights())
+        for g, w in zip(grads(model), want, strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)

@@ -1,7 +1,7 @@
 """Config validation: every bad key or value is one line, exit code 2, no traceback, nothing written."""
 
 import pytest
-from conftest import imported_modules, run_main
+from conftest import ROOT, imported_modules, run_main
 
 from configs import default
 from fmnist.config import validation as config_validation
@@ -57,12 +57,28 @@ def test_contradictions_are_refused():
     config_validation.validate(config)
 
 
-def test_default_configs_are_valid():
+def test_every_config_file_is_valid():
     import importlib
 
-    for name in ("default", "cpu", "seed_cnn", "smoke", "gpu", "tpu", "speedrun", "best", "best_10min", "gpu_best",
-                 "airbench"):
+    names = sorted(p.stem for p in (ROOT / "configs").glob("*.py") if p.stem != "__init__")
+    assert {"default", "cpu", "speedrun", "best", "gpu", "tpu"} <= set(names)
+    for name in names:
         config_validation.validate(importlib.import_module(f"configs.{name}").get_config())
+
+
+def test_every_sweep_file_loads_with_the_config_its_command_names():
+    """Each configs/sweeps/*.py docstring gives its command; its --config and the sweep pass every sweep check."""
+    import re
+
+    from launch import search_space
+
+    sweeps = sorted(p for p in (ROOT / "configs/sweeps").glob("*.py") if p.stem != "__init__")
+    assert len(sweeps) >= 4
+    for sweep in sweeps:
+        base = re.search(r"--config=(\S+)", sweep.read_text())
+        assert base, f"{sweep.name}: its docstring gives no command with --config"
+        space = search_space.load(str(sweep), str(ROOT / base.group(1)))
+        assert space.fixed.get("validation_size", space.base.get("validation_size", 0)) > 0
 
 
 @pytest.mark.parametrize(("args", "message"), [
