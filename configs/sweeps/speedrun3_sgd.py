@@ -1,6 +1,7 @@
 """configs/sweeps/speedrun3.py's budget (fast_cnn width 16, 4 epochs: 2.74 TFLOP on the 55,000 images left after a
-5,000-image validation hold-out) with one-cycle SGD (Nesterov momentum 0.9) in place of Adam, the optimizer that won
-the 20-TFLOP search (configs/sweeps/speedrun94.py): its rate, weight decay, batch, smoothing, EMA and translation by TPE.
+5,000-image validation hold-out) with one-cycle SGD (Nesterov momentum 0.9) in place of Adam, the optimizer that
+won the 20-TFLOP search (configs/sweeps/speedrun94.py): its rate, weight decay, batch, smoothing, EMA and translation
+by TPE.
 
   python -m launch.sweep --config=configs/speedrun.py --sweep=configs/sweeps/speedrun3_sgd.py \\
       --workdir=runs/speedrun3_sgd
