@@ -1,0 +1,25 @@
+"""The 20-TFLOP point of the frontier: configs/best_10min.py's network (fast_cnn width 32) for 7 epochs, one-cycle SGD
+at a high rate with strong weight decay and label smoothing, 1-pixel translation, no flips, no EMA.
+
+  python -m fmnist.main --config=configs/speedrun94.py --workdir=runs/speedrun94 [--config.seed=1]
+
+fast_cnn widths 32, 64, 128: 391,850 parameters, 15.5 MFLOP per image forward; 7 epochs of the 60,000 training
+images are 19.6 TFLOP. Found by configs/sweeps/speedrun94.py and speedrun94_fine.py (TPE on a 5,000-image validation
+hold-out); docs/results.md ("The frontier") has both searches and the final runs. RESULTS
+"""
+
+from configs import best_10min
+
+
+def get_config():
+    c = best_10min.get_config()
+    c.num_epochs = 7
+    c.batch_size = 128
+    c.learning_rate = 0.57
+    c.weight_decay = 1.1e-3
+    c.label_smoothing = 0.2
+    c.ema_decay = 0.0
+    c.augment_crop_padding = 1
+    c.augment_flip = False
+    c.tta_flip = False
+    return c
