@@ -16,10 +16,11 @@ from configs import best_10min
 
 def get_config():
     c = best_10min.get_config()
-    c.num_epochs = 7
+    c.model_width = 24
+    c.num_epochs = 12
     c.batch_size = 128
-    c.learning_rate = 0.57
-    c.weight_decay = 1.1e-3
+    c.learning_rate = 0.75
+    c.weight_decay = 4.7e-4
     c.label_smoothing = 0.2
     c.ema_decay = 0.0
     c.augment_crop_padding = 1
