@@ -19,14 +19,16 @@ ratio to `default` (issue 27: what was tried to bring the step closer to the mat
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from absl import app, flags
+
+from benchmarks import common
 
 VARIANTS = ("default", "channels_first", "interop_1", "intraop_1", "backward_in_order", "jemalloc", "tcmalloc")
 LIBS = {"jemalloc": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
@@ -38,6 +40,7 @@ _ROUNDS = flags.DEFINE_integer("rounds", 3, "Rounds over all variants.")
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Batch.")
 _STEPS = flags.DEFINE_integer("steps", 50, "Training steps per compiled call.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per round (the best is kept).")
+_TIMEOUT = flags.DEFINE_float("timeout", 600, "Seconds a worker may take for one answer before it is killed.")
 _WORKER = flags.DEFINE_string("worker", "", "Internal: run as this variant's worker.")
 
 
@@ -79,10 +82,8 @@ def _model(variant: str, dtype: str):
 
 
 def worker(variant: str, batch: int, steps: int, repeats: int) -> None:
-    """Runs in the variant's process: answers each line on stdin with the round's best examples/s."""
-    from fmnist.runtime import host
-
-    host.configure()
+    """Runs in the variant's process (the benchmarks' worker protocol, benchmarks.common): after a warm-up, answers
+    each `run` command with the round's best examples/s."""
     import keras
     import tensorflow as tf
 
@@ -104,60 +105,54 @@ def worker(variant: str, batch: int, steps: int, repeats: int) -> None:
         return loss
 
     loop().numpy()
-    print(json.dumps({"ready": True, "dtype": dtype}), flush=True)
-    for _ in sys.stdin:
+    common.emit("ready", dtype=dtype)
+    for _ in common.commands():
         best = 0.0
         for _ in range(repeats):
             t0 = time.perf_counter()
             loop().numpy()
             best = max(best, batch * steps / (time.perf_counter() - t0))
-        print(json.dumps({"rate": best}), flush=True)
+        common.emit("result", rate=best)
 
 
-def _start(variant: str) -> subprocess.Popen | None:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **ENV.get(variant, {})}
+def _start(variant: str, logs: Path) -> common.Worker | None:
+    """The variant's worker (common.worker_environment: fmnist's oneDNN choice, quiet), its own settings last."""
+    env = dict(ENV.get(variant, {}))
     if variant in LIBS:
         if not os.path.exists(LIBS[variant]):
             print(f"{variant}: {LIBS[variant]} not installed, skipped", file=sys.stderr)
             return None
         env["LD_PRELOAD"] = LIBS[variant]
-    cmd = [sys.executable, "-m", "benchmarks.step_variants", f"--worker={variant}", f"--batch_size={_BATCH.value}",
-           f"--steps={_STEPS.value}", f"--repeats={_REPEATS.value}"]
-    return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-
-
-def _answer(proc: subprocess.Popen) -> dict:
-    line = proc.stdout.readline()
-    if not line:
-        raise SystemExit(f"step_variants: a worker exited ({proc.args[3]}); run it alone to see why")
-    return json.loads(line)
-
+    args = [f"--worker={variant}", f"--batch_size={_BATCH.value}", f"--steps={_STEPS.value}",
+            f"--repeats={_REPEATS.value}"]
+    return common.Worker("benchmarks.step_variants", args, logs / f"{variant}.log", env=env)
 
 
 def main(argv: list[str]) -> None:
     del argv
     if _WORKER.value:
-        return worker(_WORKER.value, _BATCH.value, _STEPS.value, _REPEATS.value)
+        return common.run_worker(lambda: worker(_WORKER.value, _BATCH.value, _STEPS.value, _REPEATS.value))
     unknown = sorted(set(_VARIANTS.value) - set(VARIANTS))
     if unknown:
         raise app.UsageError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
-    procs = {v: p for v in _VARIANTS.value if (p := _start(v)) is not None}  # Started one after another: each
-    dtypes = {v: _answer(p)["dtype"] for v, p in procs.items()}              # compiles while the others wait.
-    rates: dict[str, list[float]] = {v: [] for v in procs}
-    names = list(procs)
-    for r in range(_ROUNDS.value):
-        for v in names[r % len(names):] + names[:r % len(names)]:
-            procs[v].stdin.write("run\n")
-            procs[v].stdin.flush()
-            rates[v].append(_answer(procs[v])["rate"])
-    for p in procs.values():
-        p.stdin.close()
-        p.wait()
+    logs = Path(tempfile.mkdtemp(prefix="fmnist-step-variants-"))
+    workers = {v: w for v in _VARIANTS.value if (w := _start(v, logs)) is not None}
+    rates: dict[str, list[float]] = {v: [] for v in workers}
+    try:
+        dtypes = {v: w.receive(_TIMEOUT.value)["dtype"] for v, w in workers.items()}  # Warm-ups run in parallel.
+        for r in range(_ROUNDS.value):
+            for v in common.rotated(list(workers), r):
+                rates[v].append(workers[v].request(_TIMEOUT.value, op="run")["rate"])
+    except common.WorkerError as e:
+        raise SystemExit(f"step_variants: {e}") from None
+    finally:
+        for w in workers.values():
+            w.close()
     base = statistics.median(rates["default"]) if "default" in rates else None
     print(f"seed CNN, batch {_BATCH.value}, {_STEPS.value} steps per call, best of {_REPEATS.value} calls per round, "
-          f"{_ROUNDS.value} rounds\n")
+          f"{_ROUNDS.value} rounds (worker logs: {logs})\n")
     print("| variant | dtype | examples/s (median of rounds) | rounds | vs default |\n| --- | --- | --- | --- | --- |")
-    for v in names:
+    for v in workers:
         med = statistics.median(rates[v])
         ratio = f"{med / base:.2f}x" if base else "-"
         print(f"| {v} | {dtypes[v]} | {med:,.0f} | {', '.join(f'{x:,.0f}' for x in rates[v])} | {ratio} |")
