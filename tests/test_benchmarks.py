@@ -214,25 +214,30 @@ def test_kfe_usage_errors_are_one_line(tmp_path):
 
 def test_step_variants_models_compute_the_same_gradients():
     """benchmarks.step_variants times one model under several variants: each must be the seed CNN, with the
-    gradients of the default one (channels_first and the in-order backward pass change how, not what)."""
-    import numpy as np
-    import tensorflow as tf
+    gradients of the default one (channels_first and the in-order backward pass change how, not what). In its own
+    process, as the other benchmark modules' tests: the module defines absl flags that others define too."""
+    script = """
+import numpy as np, tensorflow as tf
+from benchmarks import step_variants
 
-    from benchmarks import step_variants
+x = tf.random.stateless_uniform([4, 28, 28, 1], seed=[1, 2])
+y = tf.constant([0, 3, 5, 9])
+base = step_variants._model("default", "float32")
 
-    x = tf.random.stateless_uniform([4, 28, 28, 1], seed=[1, 2])
-    y = tf.constant([0, 3, 5, 9])
-    base = step_variants._model("default", "float32")
+def grads(model):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, model(x, training=True)))
+    return [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
 
-    def grads(model):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, model(x, training=True)))
-        return [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
-
-    want = grads(base)
-    assert base.count_params() == 225_034  # The seed CNN's count (fmnist.models.models.seed_cnn).
-    for variant in ("channels_first", "backward_in_order"):
-        model = step_variants._model(variant, "float32")
-        model.set_weights(base.get_weights())
-        for g, w in zip(grads(model), want, strict=True):
-            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
+want = grads(base)
+assert base.count_params() == 225_034, base.count_params()  # The seed CNN's (fmnist.models.models.seed_cnn).
+for variant in ("channels_first", "backward_in_order"):
+    model = step_variants._model(variant, "float32")
+    model.set_weights(base.get_weights())
+    for g, w in zip(grads(model), want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6, err_msg=variant)
+print("same gradients")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("same gradients")
